@@ -1,0 +1,292 @@
+"""Load and validate a rubric (TOML). A bad rubric is refused here, with the file, item and field.
+
+The format is documented in docs/rubric-format.md. Validation is a small explicit schema below:
+each table lists its keys with a type and a default; an unknown key is answered with "did you mean".
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import RubricError
+from .model import Text
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+KINDS = ("variable", "function", "written")
+DTYPE_RULES = ("floating", "exact", "any")
+PARTIAL_MODES = ("none", "proportional")
+
+
+@dataclass(frozen=True)
+class Limits:
+    cell_seconds: float = 10.0
+    memory_mb: int = 2048
+    processes: int = 64
+    output_kb: int = 256
+    file_mb: int = 64
+    max_elements: int = 1_000_000
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    rtol: float = 1e-4
+    atol: float = 1e-5
+
+
+@dataclass(frozen=True)
+class Mistake:
+    id: str
+    function: str
+    credit: float
+    hint: Text
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    part: str
+    kind: str
+    name: str
+    points: float
+    title: Text
+    dtype: str = "floating"
+    partial: str = "none"
+    case_credit: float = 0.0
+    tolerance: Tolerance = Tolerance()
+    mistakes: tuple[Mistake, ...] = ()
+    reference: str = ""
+    cases: str = ""
+    returns: tuple[str, ...] = ()
+    follows: str = ""
+    question: Text | None = None
+    concepts: tuple[Text, ...] = ()
+
+    def location(self) -> str:
+        return f"item {self.id!r}"
+
+
+@dataclass(frozen=True)
+class Part:
+    id: str
+    title: Text
+
+
+@dataclass(frozen=True)
+class Script:
+    inputs: str
+    expected: str
+    capture: tuple[str, ...] = ()
+    changed_inputs_credit: float = 0.0
+    locked_inputs: tuple[str, ...] = ()
+    follow_through_credit: float = 1.0
+
+
+@dataclass(frozen=True)
+class Rubric:
+    path: Path
+    sha256: str
+    id: str
+    title: Text
+    reference: Path
+    starter: tuple[Path, ...]
+    lang: str
+    public_seed: int
+    hidden_seeds: tuple[int, ...]
+    limits: Limits
+    parts: tuple[Part, ...]
+    items: tuple[Item, ...]
+    script: Script | None = None
+
+    def item(self, item_id: str) -> Item:
+        for it in self.items:
+            if it.id == item_id:
+                return it
+        raise KeyError(item_id)
+
+    @property
+    def runs(self) -> tuple[tuple[str, int], ...]:
+        """(label, seed) for every run a script item is graded under; the public one first."""
+        hidden = tuple((f"hidden-{i}", s) for i, s in enumerate(self.hidden_seeds, 1))
+        return (("public", self.public_seed),) + hidden
+
+    def items_of(self, kind: str) -> tuple[Item, ...]:
+        return tuple(i for i in self.items if i.kind == kind)
+
+
+# --- the schema ------------------------------------------------------------------------------
+# key -> (type check, default or REQUIRED). Types are checked by `_check`, which names the place.
+REQUIRED = object()
+_TEXT = "text"          # a string or {zh = ..., en = ...}
+
+_TOP = {"schema": (int, REQUIRED), "assignment": (dict, REQUIRED), "limits": (dict, {}),
+        "tolerance": (dict, {}), "parts": (list, []), "script": (dict, None), "items": (list, REQUIRED)}
+_ASSIGNMENT = {"id": (str, REQUIRED), "title": (_TEXT, REQUIRED), "reference": (str, REQUIRED),
+               "starter": (list, []), "lang": (str, "zh"), "public_seed": (int, REQUIRED),
+               "hidden_seeds": (list, [])}
+_LIMITS = {"cell_seconds": ((int, float), 10.0), "memory_mb": (int, 2048), "processes": (int, 64),
+           "output_kb": (int, 256), "file_mb": (int, 64), "max_elements": (int, 1_000_000)}
+_TOLERANCE = {"rtol": ((int, float), 1e-4), "atol": ((int, float), 1e-5)}
+_PART = {"id": (str, REQUIRED), "title": (_TEXT, REQUIRED)}
+_SCRIPT = {"inputs": (str, REQUIRED), "expected": (str, REQUIRED), "capture": (list, []),
+           "changed_inputs_credit": ((int, float), 0.0), "locked_inputs": (list, []),
+           "follow_through_credit": ((int, float), 1.0)}
+_ITEM = {"id": (str, REQUIRED), "part": (str, REQUIRED), "kind": (str, REQUIRED), "name": (str, ""),
+         "points": ((int, float), REQUIRED), "title": (_TEXT, ""), "dtype": (str, "floating"),
+         "partial": (str, "none"), "case_credit": ((int, float), 0.0), "tolerance": (dict, None),
+         "mistakes": (list, []), "reference": (str, ""), "cases": (str, ""), "returns": (list, []),
+         "follows": (str, ""), "question": (_TEXT, None), "concepts": (list, [])}
+_MISTAKE = {"id": (str, REQUIRED), "function": (str, REQUIRED), "credit": ((int, float), REQUIRED),
+            "hint": (_TEXT, REQUIRED)}
+
+
+def _check(table: dict, schema: dict, where: str, path: Path) -> dict:
+    if not isinstance(table, dict):
+        raise RubricError(path, where, "", "must be a table")
+    for key in table:
+        if key not in schema:
+            close = difflib.get_close_matches(key, schema, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(schema)}"
+            raise RubricError(path, where, key, f"unknown key{hint}")
+    out = {}
+    for key, (typ, default) in schema.items():
+        if key not in table:
+            if default is REQUIRED:
+                raise RubricError(path, where, key, "is required")
+            out[key] = default
+            continue
+        value = table[key]
+        if typ == _TEXT:
+            value = _text(value, path, where, key)
+        elif isinstance(value, bool):   # TOML true/false is an int to isinstance; no field here is boolean
+            raise RubricError(path, where, key, f"must be {_typename(typ)}, not a boolean")
+        elif not isinstance(value, typ):
+            raise RubricError(path, where, key, f"must be {_typename(typ)}, got {type(value).__name__} {value!r}")
+        out[key] = value
+    return out
+
+
+def _typename(typ) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", list: "an array", dict: "a table"}
+    if isinstance(typ, tuple):
+        return "a number"
+    return names.get(typ, str(typ))
+
+
+def _text(value, path: Path, where: str, key: str) -> Text:
+    if isinstance(value, str):
+        return Text.same(value)
+    if isinstance(value, dict) and set(value) == {"zh", "en"} and all(isinstance(v, str) for v in value.values()):
+        return Text(value["zh"], value["en"])
+    raise RubricError(path, where, key, 'must be a string or a table { zh = "...", en = "..." }')
+
+
+def _choice(value: str, allowed: tuple, path: Path, where: str, key: str) -> str:
+    if value not in allowed:
+        close = difflib.get_close_matches(value, allowed, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise RubricError(path, where, key, f"is {value!r}, must be one of {', '.join(allowed)}{hint}")
+    return value
+
+
+def _fraction(value: float, path: Path, where: str, key: str) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise RubricError(path, where, key, f"is {value}, must be between 0 and 1")
+    return float(value)
+
+
+def load_rubric(path: str | Path) -> Rubric:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise RubricError(path, "", "", f"cannot be read ({e.strerror}); pass --rubric with the path of a rubric .toml")
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise RubricError(path, "", "", f"is not valid TOML: {e}")
+    top = _check(data, _TOP, "top level", path)
+    if top["schema"] != 1:
+        raise RubricError(path, "top level", "schema", f"is {top['schema']}, this grader reads schema 1")
+    a = _check(top["assignment"], _ASSIGNMENT, "[assignment]", path)
+    lang = _choice(a["lang"], ("zh", "en"), path, "[assignment]", "lang")
+    if not all(isinstance(s, int) and not isinstance(s, bool) for s in a["hidden_seeds"]):
+        raise RubricError(path, "[assignment]", "hidden_seeds", "must be an array of integers")
+    if a["public_seed"] in a["hidden_seeds"]:
+        raise RubricError(path, "[assignment]", "hidden_seeds", "must not repeat the public seed")
+    base = path.resolve().parent
+    reference = (base / a["reference"]).resolve()
+    if not (reference / "__init__.py").is_file():
+        raise RubricError(path, "[assignment]", "reference",
+                          f"{a['reference']!r} is not a Python package directory (no {reference / '__init__.py'})")
+    limits = Limits(**_check(top["limits"], _LIMITS, "[limits]", path))
+    for key in ("cell_seconds", "memory_mb", "processes", "max_elements"):
+        if getattr(limits, key) <= 0:
+            raise RubricError(path, "[limits]", key, "must be positive")
+    tol = Tolerance(**_check(top["tolerance"], _TOLERANCE, "[tolerance]", path))
+    parts = tuple(Part(**_check(p, _PART, f"parts[{i}]", path)) for i, p in enumerate(top["parts"]))
+    script = None
+    if top["script"] is not None:
+        s = _check(top["script"], _SCRIPT, "[script]", path)
+        script = Script(inputs=s["inputs"], expected=s["expected"], capture=tuple(s["capture"]),
+                        changed_inputs_credit=_fraction(s["changed_inputs_credit"], path, "[script]", "changed_inputs_credit"),
+                        locked_inputs=tuple(s["locked_inputs"]),
+                        follow_through_credit=_fraction(s["follow_through_credit"], path, "[script]", "follow_through_credit"))
+    items = tuple(_item(raw_item, i, tol, parts, path) for i, raw_item in enumerate(top["items"]))
+    seen = set()
+    for it in items:
+        if it.id in seen:
+            raise RubricError(path, f"item {it.id!r}", "id", "appears twice; item ids must be unique")
+        seen.add(it.id)
+    if any(it.kind == "variable" for it in items) and script is None:
+        raise RubricError(path, "[script]", "", "is required when an item has kind = \"variable\"")
+    return Rubric(path=path.resolve(), sha256=hashlib.sha256(raw).hexdigest(), id=a["id"], title=a["title"],
+                  reference=reference, starter=tuple((base / s).resolve() for s in a["starter"]), lang=lang,
+                  public_seed=a["public_seed"], hidden_seeds=tuple(a["hidden_seeds"]), limits=limits,
+                  parts=parts, items=items, script=script)
+
+
+def _item(raw: dict, index: int, default_tol: Tolerance, parts: tuple[Part, ...], path: Path) -> Item:
+    where = f"items[{index}]" + (f" ({raw['id']!r})" if isinstance(raw, dict) and isinstance(raw.get("id"), str) else "")
+    d = _check(raw, _ITEM, where, path)
+    where = f"item {d['id']!r}"
+    kind = _choice(d["kind"], KINDS, path, where, "kind")
+    if parts and d["part"] not in {p.id for p in parts}:
+        raise RubricError(path, where, "part", f"is {d['part']!r}, not one of the [[parts]]: {', '.join(p.id for p in parts)}")
+    if d["points"] < 0:
+        raise RubricError(path, where, "points", "must not be negative")
+    tol = default_tol
+    if d["tolerance"] is not None:
+        merged = {"rtol": default_tol.rtol, "atol": default_tol.atol, **d["tolerance"]}
+        tol = Tolerance(**_check(merged, _TOLERANCE, where + ".tolerance", path))
+    if kind == "function":
+        for key in ("reference", "cases"):
+            if not d[key]:
+                raise RubricError(path, where, key, 'is required for kind = "function"')
+    if kind == "written" and d["question"] is None:
+        raise RubricError(path, where, "question", 'is required for kind = "written"')
+    mistakes = []
+    for j, m in enumerate(d["mistakes"]):
+        md = _check(m, _MISTAKE, f"{where}.mistakes[{j}]", path)
+        mistakes.append(Mistake(id=md["id"], function=md["function"], hint=md["hint"],
+                                credit=_fraction(md["credit"], path, f"{where} mistake {md['id']!r}", "credit")))
+    concepts = tuple(_concept(c, path, where) for c in d["concepts"])
+    return Item(id=d["id"], part=d["part"], kind=kind, name=d["name"] or d["id"], points=float(d["points"]),
+                title=d["title"] or Text.same(d["id"]),
+                dtype=_choice(d["dtype"], DTYPE_RULES, path, where, "dtype"),
+                partial=_choice(d["partial"], PARTIAL_MODES, path, where, "partial"),
+                case_credit=_fraction(d["case_credit"], path, where, "case_credit"), tolerance=tol,
+                mistakes=tuple(mistakes), reference=d["reference"], cases=d["cases"],
+                returns=tuple(d["returns"]), follows=d["follows"], question=d["question"], concepts=concepts)
+
+
+def _concept(raw, path: Path, where: str) -> Text:
+    if isinstance(raw, dict) and set(raw) == {"zh", "en"} and all(isinstance(v, list) for v in raw.values()):
+        return Text("|".join(map(str, raw["zh"])), "|".join(map(str, raw["en"])))
+    raise RubricError(path, where, "concepts", "each concept must be { zh = [...], en = [...] }")

@@ -1,0 +1,180 @@
+"""Run a job in a warm worker: one long-lived `probe.py` process per slot, confined by bubblewrap
+(`bwrap`) or, where there is none, run as a plain child process that says so (`none`).
+
+The worker imports torch once and forks a runner per job, so a job costs a fork, not an
+interpreter start. A worker that dies (killed by the job, or a hard limit) is restarted for
+the next job; the job that killed it gets a result that says what happened.
+"""
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import struct
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from ..errors import SandboxError
+from . import bwrap
+
+KINDS = ("bwrap", "none")
+READY_SECONDS = 120.0
+
+
+@dataclass(frozen=True)
+class Reply:
+    header: dict                 # the worker's own account: events (kills, exits), seconds, file list
+    files: dict                  # name -> bytes written by the runner (untrusted)
+
+
+class WorkerDied(Exception):
+    pass
+
+
+def default_kind() -> str:
+    return "bwrap" if sys.platform == "linux" and bwrap.bwrap_path() else "none"
+
+
+class Worker:
+    def __init__(self, kind: str = "bwrap", slot: int = 0, tmp_mb: int = 512):
+        if kind not in KINDS:
+            raise SandboxError(f"unknown sandbox {kind!r}; choose one of {', '.join(KINDS)}")
+        self.kind, self.slot, self.tmp_mb = kind, slot, tmp_mb
+        self.proc: subprocess.Popen | None = None
+        self.info: dict = {}
+        self.notes: tuple[str, ...] = ()
+        self.job_uid: int | None = None
+        self._counter = 0
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        notes = []
+        if self.kind == "bwrap":
+            seccomp, why = bwrap.seccomp_filter()
+            if seccomp is None:
+                notes.append(why)
+            sfd = seccomp.fileno() if seccomp is not None else None
+            argv, args, worker, self.job_uid = bwrap.command(self.slot, self.tmp_mb, sfd)
+            r, w = os.pipe()
+            os.write(w, b"\0".join(a.encode() for a in args) + b"\0")
+            os.close(w)
+            # bwrap reads its arguments from a pipe so /proc/1/cmdline inside shows only `--args N`;
+            # an empty environment so /proc/1/environ shows nothing of ours.
+            self.proc = subprocess.Popen(argv + ["--args", str(r)] + worker, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, env={}, start_new_session=True,
+                                         pass_fds=(r,) if sfd is None else (r, sfd))
+            os.close(r)
+            if seccomp is not None:
+                seccomp.close()
+        else:
+            notes.append("not sandboxed: the submission ran as an ordinary process with this platform's "
+                         "resource limits only (no filesystem or network isolation)")
+            self.proc = subprocess.Popen([sys.executable, "-I", "-B", str(bwrap.PROBE)], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                                         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "OMP_NUM_THREADS": "1",
+                                              "HOME": os.environ.get("HOME", "/tmp")})
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        try:
+            self.info = json.loads(self._read_frame(time.monotonic() + READY_SECONDS))
+        except WorkerDied:
+            err = self._stderr_tail()
+            self.close()
+            raise SandboxError(f"the {self.kind} sandbox did not start: {err or 'no output'}")
+        self.notes = tuple(notes)
+
+    def close(self) -> None:
+        if self.proc is not None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            self.proc.wait()
+            for s in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+                s.close()
+            self.proc = None
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- one job -------------------------------------------------------------------------------
+    def run(self, spec: dict, blob: bytes, budget: float) -> Reply:
+        """Send a job and wait for the answer at most `budget` seconds. Raises WorkerDied (and
+        leaves the worker closed, to be restarted) when the worker did not answer."""
+        if self.proc is None:
+            self.start()
+        self._counter += 1
+        spec = dict(spec, id=self._counter, tmp="/tmp" if self.kind == "bwrap" else _local_tmp())
+        spec["limits"] = dict(spec["limits"], nproc=self._nproc(spec["limits"]["processes"]))
+        try:
+            data = json.dumps(spec).encode()
+            self.proc.stdin.write(struct.pack(">I", len(data)) + data + struct.pack(">I", len(blob)) + blob)
+            self.proc.stdin.flush()
+            raw = self._read_frame(time.monotonic() + budget)
+        except (BrokenPipeError, WorkerDied, OSError) as e:
+            self.close()
+            raise WorkerDied(str(e) or "the worker stopped answering")
+        head, _, body = raw.partition(b"\n")
+        header = json.loads(head)
+        files, pos = {}, 0
+        for name, size in header.get("files", []):
+            files[name] = body[pos:pos + size]
+            pos += size
+        return Reply(header=header, files=files)
+
+    def _nproc(self, processes: int) -> int:
+        if self.job_uid is not None:     # a uid of its own: the count starts at zero
+            return processes
+        # Same uid as the user who runs the grader: the limit counts their other processes too.
+        uid = os.getuid()
+        mine = 0
+        for p in os.listdir("/proc") if os.path.isdir("/proc") else ():
+            if p.isdigit():
+                try:
+                    mine += os.stat(f"/proc/{p}").st_uid == uid
+                except OSError:
+                    pass
+        return mine + processes + 16
+
+    def _read_frame(self, deadline: float) -> bytes:
+        head = self._read(4, deadline)
+        (n,) = struct.unpack(">I", head)
+        return self._read(n, deadline)
+
+    def _read(self, n: int, deadline: float) -> bytes:
+        fd = self.proc.stdout.fileno()
+        chunks = []
+        while n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise WorkerDied("no answer within the time budget")
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                continue
+            try:
+                b = os.read(fd, min(n, 1 << 20))
+            except BlockingIOError:
+                continue
+            if not b:
+                raise WorkerDied("the worker exited")
+            chunks.append(b)
+            n -= len(b)
+        return b"".join(chunks)
+
+    def _stderr_tail(self) -> str:
+        try:
+            self.proc.kill()
+            return self.proc.stderr.read()[-2000:].decode(errors="replace").strip()
+        except Exception:
+            return ""
+
+
+def _local_tmp() -> str:
+    import tempfile
+    return tempfile.mkdtemp(prefix="grader-job-")

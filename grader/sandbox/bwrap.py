@@ -1,0 +1,135 @@
+"""How the warm worker is confined: the bubblewrap command line and its seccomp filter.
+
+Each pitfall measured on the target machines has its answer here:
+- run as root, bwrap's child keeps root's capabilities: we drop them all but the few the worker
+  needs to hand each job to an unprivileged uid (the runner drops those too before student code);
+- RLIMIT_NPROC is not enforced for uid 0: the student's code runs as a per-slot uid 60000+slot,
+  so the process limit holds;
+- a `setsid` grandchild outlives bwrap without --die-with-parent: given, and the worker is
+  the subreaper of every job process and kills them all after each job;
+- /proc/1 inside is bwrap itself: it is started with an empty environment and its arguments
+  come through a file descriptor (`--args`), so its cmdline and environ reveal nothing;
+- a tmpfs without --size eats host RAM: every tmpfs has one;
+- nested user namespaces: refused by seccomp (clone/unshare with CLONE_NEW*), or by
+  --disable-userns where bwrap runs unprivileged;
+- terminal injection (TIOCSTI): --new-session.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from ..errors import SandboxError
+
+JOB_UID_BASE = 60000
+PROBE = Path(__file__).with_name("probe.py")
+_WORKER_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER")
+
+
+def bwrap_path() -> str | None:
+    return shutil.which("bwrap")
+
+
+def python_roots() -> list[str]:
+    """The directories the sandboxed interpreter needs, read-only: its prefix and the folders
+    holding torch, safetensors and numpy (a user site or a venv may be elsewhere)."""
+    import safetensors
+    import torch
+    roots = {os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix),
+             os.path.realpath(os.path.dirname(sys.executable))}
+    for mod in (torch, safetensors):
+        roots.add(os.path.realpath(os.path.dirname(os.path.dirname(mod.__file__))))
+    try:
+        import numpy
+        roots.add(os.path.realpath(os.path.dirname(os.path.dirname(numpy.__file__))))
+    except ImportError:
+        pass
+    roots = sorted(roots, key=len)
+    return [r for i, r in enumerate(roots) if not any(r.startswith(p.rstrip("/") + "/") for p in roots[:i])]
+
+
+def command(slot: int, tmp_mb: int, seccomp_fd: int | None) -> tuple[list[str], list[str], list[str], int | None]:
+    """(bwrap, the options to pass on the --args descriptor, the worker's command, job uid or None)."""
+    bwrap = bwrap_path()
+    if bwrap is None:
+        raise SandboxError("bubblewrap (bwrap) is not installed; install it with `apt-get install -y bubblewrap`, "
+                           "or pass --sandbox none to run unsandboxed")
+    root = os.geteuid() == 0
+    args = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+            "--die-with-parent", "--new-session", "--clearenv",
+            "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin", "--setenv", "OMP_NUM_THREADS", "1",
+            "--setenv", "MKL_NUM_THREADS", "1", "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
+            "--setenv", "HOME", "/tmp", "--setenv", "LANG", "C.UTF-8"]
+    if root:
+        args += ["--cap-drop", "ALL"] + [a for cap in _WORKER_CAPS for a in ("--cap-add", cap)]
+    else:
+        args += ["--unshare-user", "--disable-userns"]
+    for path in ("/usr", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime"):
+        if os.path.exists(path):
+            args += ["--ro-bind", path, path]
+    for link in ("/bin", "/lib", "/lib64", "/lib32", "/sbin"):
+        if os.path.islink(link):
+            args += ["--symlink", os.readlink(link), link]
+        elif os.path.isdir(link):
+            args += ["--ro-bind", link, link]
+    for r in python_roots():
+        if not r.startswith("/usr/"):
+            # Parents bwrap creates would copy the host's modes (/root is 0700): the job's uid must
+            # be able to walk down to the interpreter's files to import anything new.
+            parts = Path(r).parts
+            for i in range(2, len(parts)):
+                args += ["--perms", "0755", "--dir", str(Path(*parts[:i]))]
+            args += ["--ro-bind", r, r]
+    args += ["--proc", "/proc", "--dev", "/dev",
+             "--perms", "1777", "--size", str(tmp_mb * 2**20), "--tmpfs", "/tmp",
+             "--perms", "1777", "--size", str(16 * 2**20), "--tmpfs", "/dev/shm",
+             "--ro-bind", str(PROBE), "/opt/grader/probe.py", "--chdir", "/tmp"]
+    if seccomp_fd is not None:
+        args += ["--seccomp", str(seccomp_fd)]
+    job_uid = JOB_UID_BASE + slot if root else None
+    worker = [os.path.realpath(sys.executable), "-I", "-B", "/opt/grader/probe.py"]
+    if job_uid is not None:
+        worker += ["--job-uid", str(job_uid)]
+    return [bwrap], args, worker, job_uid
+
+
+_NS_FLAGS = {"CLONE_NEWNS": 0x00020000, "CLONE_NEWCGROUP": 0x02000000, "CLONE_NEWUTS": 0x04000000,
+             "CLONE_NEWIPC": 0x08000000, "CLONE_NEWUSER": 0x10000000, "CLONE_NEWPID": 0x20000000,
+             "CLONE_NEWNET": 0x40000000}
+_DENIED = ("unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "ptrace", "process_vm_readv",
+           "process_vm_writev", "keyctl", "add_key", "request_key", "bpf", "perf_event_open", "userfaultfd",
+           "kexec_load", "init_module", "finit_module", "delete_module", "open_by_handle_at",
+           "name_to_handle_at", "fsopen", "fsmount", "move_mount", "open_tree", "fsconfig", "fspick",
+           "syslog", "acct", "swapon", "swapoff", "reboot", "iopl", "ioperm", "mount_setattr")
+
+
+def seccomp_filter() -> tuple[object | None, str]:
+    """A compiled seccomp program as an open temporary file, or (None, why not).
+
+    libseccomp (through pyseccomp) compiles it; the denied calls are the ones a job never needs
+    and that widen what a process can see or do: namespaces, mounts, tracing, kernel keyrings."""
+    try:
+        import pyseccomp as sc
+    except Exception as e:  # missing package, or libseccomp.so.2 not loadable
+        return None, f"seccomp filter not applied ({type(e).__name__}: {e})"
+    f = sc.SyscallFilter(sc.ALLOW)
+    for name in _DENIED:
+        try:
+            f.add_rule(sc.ERRNO(errno.EPERM), name)
+        except Exception:
+            continue            # not a syscall on this architecture
+    for flag in _NS_FLAGS.values():
+        f.add_rule(sc.ERRNO(errno.EPERM), "clone", sc.Arg(0, sc.MASKED_EQ, flag, flag))
+    try:
+        f.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")   # its flags live in memory seccomp cannot read; libc falls back to clone
+    except Exception:
+        pass
+    out = tempfile.TemporaryFile()
+    f.export_bpf(out)
+    out.flush()
+    out.seek(0)
+    return out, ""

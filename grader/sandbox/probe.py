@@ -1,0 +1,548 @@
+"""The only grader code that runs inside the sandbox: a warm worker and the job runner it forks.
+
+It is started once per sandbox (`python probe.py [--job-uid N]`), imports torch once, then reads
+jobs from stdin and answers on stdout, one frame each (4-byte length + bytes). For each job it
+forks a runner that drops to the job's uid, runs the student's blocks in order under each seed,
+captures the values the rubric wants, and calls the student's functions on the inputs the
+trusted side sent. The worker times every step and kills the runner when a step overruns; the
+runner is then re-forked, replays the earlier steps of that run silently, and goes on after the
+step that was stopped, so a limit hit costs that step only.
+
+This file imports nothing of the grader (the sandbox sees only this file) and trusts nothing it
+reads back from the runner: it only forwards bytes, which the trusted side checks.
+"""
+from __future__ import annotations
+
+import ctypes
+import io
+import json
+import linecache
+import os
+import random
+import resource
+import select
+import signal
+import struct
+import sys
+import time
+import traceback
+
+import torch
+import safetensors.torch as st
+
+try:
+    import numpy
+except ImportError:  # pragma: no cover
+    numpy = None
+
+_CTRL_IN = _CTRL_OUT = -1
+_PR_SET_DUMPABLE, _PR_SET_CHILD_SUBREAPER = 4, 36
+_libc = ctypes.CDLL(None, use_errno=True)
+MAX_RESULT_BYTES = 256 * 2**20
+
+
+# --- framing --------------------------------------------------------------------------------------
+def _read_exact(fd: int, n: int) -> bytes:
+    chunks = []
+    while n:
+        b = os.read(fd, min(n, 1 << 20))
+        if not b:
+            raise EOFError
+        chunks.append(b)
+        n -= len(b)
+    return b"".join(chunks)
+
+
+def read_frame(fd: int) -> bytes:
+    (n,) = struct.unpack(">I", _read_exact(fd, 4))
+    return _read_exact(fd, n)
+
+
+def write_frame(fd: int, data: bytes) -> None:
+    view = memoryview(struct.pack(">I", len(data)) + data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+# --- the worker ---------------------------------------------------------------------------------
+def main(argv: list[str]) -> int:
+    global _CTRL_IN, _CTRL_OUT
+    job_uid = int(argv[argv.index("--job-uid") + 1]) if "--job-uid" in argv else None
+    # Keep the control pipe on private descriptors; the job's stdin/stdout are pointed elsewhere.
+    _CTRL_IN, _CTRL_OUT = os.dup(0), os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)
+    _libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)       # children of another uid cannot ptrace us anyway; same uid neither
+    _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # orphans (setsid daemons) come back to us, to be killed
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.zeros(1) @ torch.zeros(1)                 # warm the kernels once, before forking
+    write_frame(_CTRL_OUT, json.dumps({"ready": True, "torch": torch.__version__, "pid": os.getpid(),
+                                       "python": sys.version.split()[0],
+                                       "numpy": getattr(numpy, "__version__", None)}).encode())
+    while True:
+        try:
+            spec = json.loads(read_frame(_CTRL_IN))
+            blob = read_frame(_CTRL_IN)
+        except EOFError:
+            return 0
+        reply = run_job(spec, blob, job_uid)
+        write_frame(_CTRL_OUT, reply)
+
+
+def run_job(spec: dict, blob: bytes, job_uid: int | None) -> bytes:
+    started = time.monotonic()
+    workdir = os.path.join(spec["tmp"], f"job-{spec['id']}")
+    os.makedirs(workdir, mode=0o700)
+    if job_uid is not None:
+        os.chown(workdir, job_uid, job_uid)
+    steps = plan(spec)
+    events: list[dict] = []         # what the worker itself saw: kills, crashes, exits
+    skip: set[int] = set()
+    resume_at = 0
+    limit = float(spec["limits"]["cell_seconds"])
+    while resume_at < len(steps):
+        rfd, wfd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(rfd)
+            _runner(spec, blob, steps, resume_at, skip, wfd, workdir, job_uid)
+            os._exit(0)
+        os.close(wfd)
+        current, stopped, done = _watch(pid, rfd, limit, len(steps))
+        os.close(rfd)
+        status = _reap(pid)
+        _kill_descendants()
+        if done:
+            break
+        events.append({"step": current, "status": stopped or _describe_status(status)})
+        skip.add(current)
+        resume_at = max(resume_at, current + 1)   # a replayed step that dies is skipped, not rerun
+    _kill_descendants()
+    files = _collect(workdir)
+    _remove_tree(workdir)
+    header = {"events": events, "seconds": time.monotonic() - started, "files": [[n, len(b)] for n, b in files]}
+    return json.dumps(header).encode() + b"\n" + b"".join(b for _, b in files)
+
+
+def plan(spec: dict) -> list[dict]:
+    """Every step of the job in order: each run's blocks, then (public run only) its calls."""
+    steps = []
+    for r, run in enumerate(spec["runs"]):
+        for b, block in enumerate(run["blocks"]):
+            steps.append({"kind": "block", "run": r, "index": b})
+        for c, call in enumerate(run.get("calls", [])):
+            steps.append({"kind": "call", "run": r, "index": c})
+    return steps
+
+
+def _watch(pid: int, rfd: int, limit: float, n_steps: int) -> tuple[int, str | None, bool]:
+    """Follow the runner's progress lines ("B n" begins step n, "E n" ends it, "D" = all done).
+    Returns (the step to blame, why, finished every step).
+
+    The student's code can write to this pipe too, so a message only ever moves the deadline
+    forward within a whole-job budget; it can never switch the clock off."""
+    buf = b""
+    current = last = None
+    deadline = time.monotonic() + limit
+    job_deadline = time.monotonic() + limit * (n_steps + 2)
+    while True:
+        now = time.monotonic()
+        ready, _, _ = select.select([rfd], [], [], max(0.0, min(deadline, job_deadline) - now))
+        if not ready:
+            os.kill(pid, signal.SIGKILL)
+            blame = current if current is not None else (last + 1 if last is not None else 0)
+            return min(blame, n_steps - 1), f"time limit of {limit:g} s reached", False
+        chunk = os.read(rfd, 4096)
+        if not chunk:
+            if current is not None:
+                return current, None, False
+            if last is None or last >= n_steps - 1:
+                return 0, None, last is not None
+            # It died between steps: something the last step left behind (a thread, a signal
+            # handler) ended it. That step's effects are lost; the run goes on without them.
+            return last, "the process ended right after this step (a thread or handler it started ended it)", False
+        buf += chunk
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
+            tag, _, num = line.partition(b" ")
+            if not num.isdigit():
+                continue
+            n = int(num)
+            if tag == b"B":
+                current = last = n
+            elif tag == b"E" and n == current:
+                current = None
+            elif tag == b"D":
+                return 0, None, True
+            deadline = time.monotonic() + limit
+
+
+def _reap(pid: int, grace: float = 2.0) -> int:
+    """Wait for the runner; one that lingers after saying it is done is killed."""
+    end = time.monotonic() + grace
+    while True:
+        try:
+            got, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return 0
+        if got:
+            return status
+        if time.monotonic() > end:
+            os.kill(pid, signal.SIGKILL)
+            end = float("inf")
+        time.sleep(0.0005)
+
+
+def _describe_status(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        names = {signal.SIGKILL: "killed (SIGKILL; most likely the memory limit)",
+                 signal.SIGXCPU: "CPU time limit reached", signal.SIGSEGV: "crashed (segmentation fault)",
+                 signal.SIGXFSZ: "file size limit reached", signal.SIGABRT: "aborted"}
+        return names.get(sig, f"killed by signal {signal.Signals(sig).name}")
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
+    return f"the process exited (exit code {code}) before the step finished"
+
+
+def _descendants() -> list[int]:
+    me = os.getpid()
+    parent = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    fields = f.read().rsplit(b")", 1)[1].split()
+                parent[int(name)] = int(fields[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    out, frontier = [], [me]
+    while frontier:
+        p = frontier.pop()
+        kids = [c for c, pp in parent.items() if pp == p and c != me]
+        out += kids
+        frontier += kids
+    return out
+
+
+def _kill_descendants() -> None:
+    """Every process the job made, daemons included (we are their subreaper), is killed and reaped."""
+    for _ in range(50):
+        pids = _descendants()
+        if not pids:
+            return
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+        while True:
+            try:
+                got, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if got == 0:
+                time.sleep(0.002)
+                if not _descendants():
+                    break
+
+
+def _collect(workdir: str) -> list[tuple[str, bytes]]:
+    out, total = [], 0
+    outdir = os.path.join(workdir, "out")
+    try:
+        names = sorted(os.listdir(outdir))
+    except OSError:
+        return out
+    for name in names:
+        try:
+            fd = os.open(os.path.join(outdir, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            if not os.path.isfile(f"/proc/self/fd/{fd}"):
+                continue
+            data = os.read(fd, MAX_RESULT_BYTES - total + 1)
+        finally:
+            os.close(fd)
+        total += len(data)
+        if total > MAX_RESULT_BYTES:
+            break
+        out.append((name, data))
+    return out
+
+
+def _remove_tree(path: str) -> None:
+    for root, dirs, files in os.walk(path, topdown=False):
+        for n in files + dirs:
+            p = os.path.join(root, n)
+            try:
+                os.chmod(p, 0o700, follow_symlinks=False) if not os.path.islink(p) else None
+                os.rmdir(p) if n in dirs and not os.path.islink(p) else os.unlink(p)
+            except OSError:
+                pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+# --- the runner (a forked child: everything below runs next to the student's code) --------------
+class _CappedText(io.TextIOBase):
+    """stdout/stderr of one step: kept up to a cap, the rest dropped and counted."""
+
+    def __init__(self, cap: int):
+        self.cap, self.parts, self.size, self.dropped = cap, [], 0, 0
+
+    def writable(self):
+        return True
+
+    def write(self, s):
+        s = str(s)
+        room = self.cap - self.size
+        if room > 0:
+            self.parts.append(s[:room])
+            self.size += min(len(s), room)
+        self.dropped += max(0, len(s) - max(room, 0))
+        return len(s)
+
+    def value(self) -> str:
+        return "".join(self.parts)
+
+
+def _runner(spec, blob, steps, resume_at, skip, progress_fd, workdir, job_uid):
+    limits = spec["limits"]
+    os.setsid()
+    if job_uid is not None:
+        os.setgroups([])
+        os.setresgid(job_uid, job_uid, job_uid)
+        os.setresuid(job_uid, job_uid, job_uid)      # every capability is gone from here on
+    _set_limits(limits, len(steps))
+    os.chdir(workdir)
+    outdir = os.path.join(workdir, "out")
+    os.makedirs(outdir, exist_ok=True)
+    os.makedirs(os.path.join(workdir, "tmp"), exist_ok=True)
+    os.environ.update(HOME=workdir, TMPDIR=os.path.join(workdir, "tmp"), MPLBACKEND="Agg")
+    sink = os.open(os.path.join(outdir, "fd-output.txt"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(sink, 1)
+    os.dup2(sink, 2)
+    os.close(sink)
+    for fd in (_CTRL_IN, _CTRL_OUT):
+        os.close(fd)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)     # an over-long write fails instead of killing
+    sys.path[:] = [p for p in sys.path if p not in ("", ".", workdir)]
+    sys.argv = ["submission"]
+    progress = os.fdopen(progress_fd, "wb", buffering=0)
+    record = open(os.path.join(outdir, f"steps-{resume_at:04d}.jsonl"), "w", encoding="utf-8")
+    inputs = _Inputs(blob)
+    namespace = None
+    for n, step in enumerate(steps):
+        run = spec["runs"][step["run"]]
+        if step["kind"] == "block" and step["index"] == 0:
+            namespace = _fresh_namespace(run["seed"])
+        if n in skip:
+            continue
+        replay = n < resume_at
+        if replay and steps[resume_at]["run"] != step["run"]:
+            continue
+        progress.write(b"B %d\n" % n)
+        if step["kind"] == "block":
+            result = _run_block(run["blocks"][step["index"]], namespace, limits, replay, n, outdir)
+        else:
+            result = _run_call(run["calls"][step["index"]], namespace, inputs, limits, n, outdir, run["seed"])
+        progress.write(b"E %d\n" % n)
+        if not replay:
+            result.update(step=n)
+            record.write(json.dumps(result) + "\n")
+            record.flush()
+    progress.write(b"D 0\n")
+
+
+def _set_limits(limits: dict, n_steps: int) -> None:
+    def cap(which, value):
+        soft, hard = resource.getrlimit(which)
+        value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        resource.setrlimit(which, (value, value))
+
+    with open("/proc/self/status") as f:
+        vm = next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmSize:"))
+    cap(resource.RLIMIT_AS, vm + int(limits["memory_mb"]) * 2**20)
+    cap(resource.RLIMIT_CPU, int(limits["cell_seconds"] * (n_steps + 2)) + 5)
+    cap(resource.RLIMIT_FSIZE, int(limits["file_mb"]) * 2**20)
+    cap(resource.RLIMIT_CORE, 0)
+    if limits.get("nproc"):
+        cap(resource.RLIMIT_NPROC, int(limits["nproc"]))
+
+
+def _fresh_namespace(seed: int) -> dict:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    if numpy is not None:
+        numpy.random.seed(seed % 2**32)
+    import builtins
+    return {"__name__": "__main__", "__builtins__": builtins}
+
+
+def _run_block(block, namespace, limits, replay, n, outdir) -> dict:
+    filename = f"<cell {block['cell']}>"
+    linecache.cache[filename] = (len(block["source"]), None, block["source"].splitlines(True), filename)
+    out = _CappedText(limits["output_kb"] * 1024)
+    err = _CappedText(limits["output_kb"] * 1024)
+    result = {"kind": "block", "key": block["key"], "status": "ok"}
+    t0 = time.perf_counter()
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = (io.StringIO(), io.StringIO()) if replay else (out, err)
+    try:
+        code = compile(block["source"], filename, "exec", dont_inherit=True)
+        exec(code, namespace)
+    except SystemExit as e:
+        result.update(status="exit", note=f"sys.exit({e.code!r}) was called")
+    except BaseException as e:  # the student's exception, whatever it is, is a result
+        result.update(status="limit" if _is_memory_error(e) else "error", error=_error_info(e))
+    finally:
+        sys.stdout, sys.stderr = saved
+    result.update(seconds=time.perf_counter() - t0)
+    if replay:
+        return result
+    result.update(stdout=out.value(), stderr=err.value(), dropped=out.dropped + err.dropped)
+    tensors, meta = {}, {}
+    for name in block.get("capture", []):
+        meta[name] = _encode(namespace[name], name, tensors, limits) if name in namespace else {"kind": "absent"}
+    result["captures"] = meta
+    if tensors:
+        st.save_file(tensors, os.path.join(outdir, f"values-{n:04d}.safetensors"))
+    return result
+
+
+def _run_call(call, namespace, inputs, limits, n, outdir, seed) -> dict:
+    result = {"kind": "call", "item": call["item"], "cases": []}
+    fn = namespace.get(call["name"]) if namespace is not None else None
+    tensors = {}
+    for case in call["cases"]:
+        entry = {"id": case["id"], "status": "ok"}
+        result["cases"].append(entry)
+        if not callable(fn):
+            entry.update(status="missing", note=f"{call['name']} is not defined" if fn is None
+                         else f"{call['name']} is a {type(fn).__name__}, not a function")
+            continue
+        args = [inputs.decode(a) for a in case["args"]]
+        kwargs = {k: inputs.decode(v) for k, v in case.get("kwargs", {}).items()}
+        torch.manual_seed(seed)
+        out, err = _CappedText(4096), _CappedText(4096)
+        saved = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = out, err
+        t0 = time.perf_counter()
+        try:
+            value = fn(*args, **kwargs)
+        except SystemExit as e:
+            entry.update(status="error", error={"type": "SystemExit", "message": f"sys.exit({e.code!r}) was called",
+                                                "traceback": "", "cell": None, "line": None})
+            continue
+        except BaseException as e:
+            entry.update(status="limit" if _is_memory_error(e) else "error", error=_error_info(e))
+            continue
+        finally:
+            sys.stdout, sys.stderr = saved
+            entry["seconds"] = time.perf_counter() - t0
+            entry["stdout"] = out.value()
+        if isinstance(value, NotImplementedError):
+            value = None
+        entry["value"] = _encode(value, f"{call['item']}/{case['id']}", tensors, limits)
+    if tensors:
+        st.save_file(tensors, os.path.join(outdir, f"values-{n:04d}.safetensors"))
+    return result
+
+
+def _is_memory_error(e: BaseException) -> bool:
+    return isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and "can't allocate memory" in str(e))
+
+
+def _error_info(e: BaseException) -> dict:
+    """The traceback trimmed to the student's own cells, with cell and line numbers."""
+    info = {"type": type(e).__name__, "message": str(e)[:2000], "cell": None, "line": None}
+    if isinstance(e, SyntaxError):
+        cell = (e.filename or "").removeprefix("<cell ").removesuffix(">")
+        info.update(message=e.msg, cell=int(cell) if cell.isdigit() else None, line=e.lineno,
+                    source_line=(e.text or "").rstrip("\n"), caret=e.offset, traceback="")
+        return info
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename.startswith("<cell ")]
+    lines = []
+    for f in frames:
+        lines.append(f"  {f.filename[1:-1]}, line {f.lineno}, in {f.name}\n    {f.line or ''}")
+    if frames:
+        last = frames[-1]
+        info.update(cell=int(last.filename[6:-1]), line=last.lineno, source_line=last.line or "")
+    info["traceback"] = "\n".join(lines + [f"{type(e).__name__}: {str(e)[:2000]}"])
+    return info
+
+
+def _encode(value, key: str, tensors: dict, limits: dict, depth: int = 0) -> dict:
+    """Turn a student's value into plain data: exactly torch.Tensor (checked before anything is
+    copied), Python numbers, None and shallow tuples/lists. Everything else is refused by name."""
+    kind = type(value)
+    if kind is torch.Tensor:
+        return _encode_tensor(value, key, tensors, limits)
+    if kind in (bool, int, float):
+        if kind is int and abs(value) > 2**62:
+            return {"kind": "refused", "type": "int", "reason": "integer too large"}
+        return {"kind": "bool" if kind is bool else "number", "value": value}
+    if value is None:
+        return {"kind": "none"}
+    if kind in (tuple, list) and depth == 0 and len(value) <= 16:
+        return {"kind": "tuple", "type": kind.__name__,
+                "items": [_encode(v, f"{key}/{i}", tensors, limits, 1) for i, v in enumerate(value)]}
+    if isinstance(value, torch.Tensor):
+        return {"kind": "refused", "type": _typename(value),
+                "reason": "a subclass of torch.Tensor is not accepted; return a plain torch.Tensor"}
+    if numpy is not None and kind is numpy.ndarray:
+        return {"kind": "refused", "type": "numpy.ndarray", "reason": "a numpy array, not a torch.Tensor"}
+    return {"kind": "refused", "type": _typename(value), "reason": "not a tensor or a number"}
+
+
+def _typename(value) -> str:
+    t = type(value)
+    return f"{t.__module__}.{t.__qualname__}" if t.__module__ not in ("builtins",) else t.__qualname__
+
+
+def _encode_tensor(t, key, tensors, limits) -> dict:
+    # Read metadata through torch.Tensor's own descriptors: exact type already checked above.
+    if t.is_sparse or t.layout != torch.strided:
+        return {"kind": "refused", "type": "torch.Tensor", "reason": f"a {t.layout} tensor; a dense tensor is expected"}
+    if t.device.type != "cpu":
+        return {"kind": "refused", "type": "torch.Tensor", "reason": f"on device {t.device.type}; move it to the CPU"}
+    numel = t.numel()
+    if numel > limits["max_elements"]:
+        return {"kind": "refused", "type": "torch.Tensor",
+                "reason": f"{numel} elements (shape {tuple(t.shape)}); the limit is {limits['max_elements']}"}
+    if t.dtype in (torch.complex32,) or str(t.dtype).startswith("torch.quint") or str(t.dtype).startswith("torch.qint"):
+        return {"kind": "refused", "type": "torch.Tensor", "reason": f"dtype {t.dtype} is not supported"}
+    plain = t.detach().resolve_conj().resolve_neg().contiguous().clone()
+    tensors[key] = plain
+    return {"kind": "tensor", "key": key, "requires_grad": bool(t.requires_grad)}
+
+
+class _Inputs:
+    """Arguments sent by the trusted side: one safetensors blob plus JSON descriptions. Each call
+    gets fresh copies, so a function that edits its inputs in place cannot affect the next case."""
+
+    def __init__(self, blob: bytes):
+        self.blob, self.tensors = blob, None
+
+    def decode(self, arg):
+        t = arg["t"]
+        if t == "tensor":
+            if self.tensors is None:
+                self.tensors = st.load(self.blob) if self.blob else {}
+            return self.tensors[arg["key"]].clone()
+        if t in ("num", "bool"):
+            return arg["v"]
+        if t == "none":
+            return None
+        if t == "tuple":
+            return tuple(self.decode(a) for a in arg["v"])
+        raise ValueError(f"unknown argument kind {t!r}")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
