@@ -88,11 +88,16 @@ def _split(cell_index: int, source: str) -> tuple[list[Block], list[Blank], set[
         todo = next((t for ln, t in todos if ln == first), None)
         if not body and todo is None:
             continue
-        blank = todo is not None and all(_is_blank_stmt(s) for s in body)
         assigns = frozenset(n for s in body for n in _assigned_names(s))
+        # A name is left blank when every assignment to it here is still `name = ...`; the block is
+        # blank when nothing in it computes anything (a `print(output)` kept from the starter aside).
+        filled = {n for s in body if not _is_blank_stmt(s) for n in _assigned_names(s)}
+        left = {n for s in body if _is_blank_stmt(s) for n in _assigned_names(s)} - filled
+        blank = todo is not None and not filled and all(_is_blank_stmt(s) or _is_print(s) for s in body)
         defines = frozenset(s.name for s in body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)))
+        if todo is not None:
+            unfilled |= left
         if blank:
-            unfilled |= assigns
             blanks.append(Blank(cell_index, first, todo, False))
         elif todo is not None:
             blanks.append(Blank(cell_index, first, todo, True))
@@ -122,6 +127,11 @@ def _is_blank_stmt(s: ast.stmt) -> bool:
         exc = s.exc.func if isinstance(s.exc, ast.Call) else s.exc
         return isinstance(exc, ast.Name) and exc.id == "NotImplementedError"
     return False
+
+
+def _is_print(s: ast.stmt) -> bool:
+    return isinstance(s, ast.Expr) and isinstance(s.value, ast.Call) and isinstance(s.value.func, ast.Name) \
+        and s.value.func.id in ("print", "display")
 
 
 def _is_stub(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:

@@ -195,6 +195,7 @@ class GradeResult:
     run: RunResult | None
     environment: dict = field(default_factory=dict)
     load_error: Text | None = None
+    layout: "Layout | None" = None
 
     @property
     def score(self) -> float:

@@ -1,0 +1,89 @@
+"""The command line: thin compositions of the pipeline's stages. Library code raises; this is
+the one place that turns an error into a message and an exit code."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import GraderError, RubricError, SandboxError, UsageError
+
+DEFAULT_RUBRIC = Path(__file__).resolve().parent.parent / "rubrics" / "hw2.toml"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="grade", description="Autograder for deep-learning homework.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("grade", help="grade one submission (a file, or a folder holding one)")
+    g.add_argument("submission", nargs="+")
+    g.add_argument("--rubric", default=str(DEFAULT_RUBRIC))
+    g.add_argument("--json", metavar="OUT.json", help="write the result as JSON")
+    g.add_argument("--sandbox", choices=("bwrap", "none"), default=None,
+                   help="bwrap (default where installed) or none (unsandboxed)")
+    g.add_argument("--timeout", type=float, help="seconds per cell and per function item (overrides the rubric)")
+    g.add_argument("--lang", choices=("zh", "en"), help="feedback language (default: the rubric's)")
+
+    v = sub.add_parser("validate", help="check a rubric and its reference")
+    v.add_argument("rubric", nargs="?", default=str(DEFAULT_RUBRIC))
+    return p
+
+
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:       # argparse already printed the usage error
+        return 2 if e.code else 0
+    try:
+        if args.command == "grade":
+            return cmd_grade(args)
+        if args.command == "validate":
+            return cmd_validate(args)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (RubricError, SandboxError, GraderError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 2
+
+
+def cmd_grade(args) -> int:
+    from .pipeline import Grader
+    from .report import table, to_json
+    from .sandbox import default_kind
+    if args.json and len(args.submission) > 1:
+        raise UsageError("--json takes one submission; use `grade batch` for many")
+    sandbox = args.sandbox or default_kind()
+    with Grader(args.rubric, sandbox=sandbox, timeout=args.timeout) as grader:
+        lang = args.lang or grader.rubric.lang
+        if sandbox == "none":
+            print("warning: running without a sandbox: the submission can read and write your files"
+                  if lang == "en" else "警告：未使用沙箱运行，提交的代码可以读写你的文件", file=sys.stderr)
+        for path in args.submission:
+            result = grader.grade(path)
+            print(table(result, lang))
+            if args.json:
+                Path(args.json).write_text(json.dumps(to_json(result, lang), ensure_ascii=False, indent=1),
+                                           encoding="utf-8")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from .expected import Reference
+    from .rubric import load_rubric
+    rubric = load_rubric(args.rubric)
+    ref = Reference(rubric)
+    ref.check()
+    n_cases = sum(len(ref.cases(i)) for i in rubric.items_of("function"))
+    print(f"{rubric.path}: {len(rubric.items)} items, {n_cases} function cases, "
+          f"{sum(len(i.mistakes) for i in rubric.items)} known mistakes: OK")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Stage 4: compare one captured value with one expected value, on the trusted side.
+
+Order of checks: type, tuple arity, shape, dtype (by the item's rule), NaN/Inf, then rtol/atol.
+A mismatch keeps the numbers an instructor wants: the largest absolute and relative error, where
+it is, and how many elements differ.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .model import Text, Value
+from .rubric import Item
+
+
+@dataclass(frozen=True)
+class Match:
+    passed: bool
+    message: Text
+    max_abs: float | None = None
+    max_rel: float | None = None
+    where: tuple | None = None
+    n_diff: int | None = None
+
+
+OK = Match(True, Text("正确", "correct"))
+
+
+def compare(got: Value, expected, item: Item) -> Match:
+    names = item.returns
+    if len(names) > 1:
+        if got.kind != "tuple" or len(got.items) != len(names):
+            return Match(False, Text(f"应返回 {len(names)} 个值 ({', '.join(names)})，实际返回 {got.describe()}",
+                                     f"should return {len(names)} values ({', '.join(names)}); got {got.describe()}"))
+        for name, g, e in zip(names, got.items, expected):
+            m = compare_one(g, e, item)
+            if not m.passed:
+                return Match(False, Text(f"`{name}`：", f"`{name}`: ") + m.message, m.max_abs, m.max_rel, m.where, m.n_diff)
+        return OK
+    if got.kind == "tuple" and len(got.items) == 1:
+        got = got.items[0]
+    return compare_one(got, expected, item)
+
+
+def compare_one(got: Value, expected, item: Item) -> Match:
+    if got.kind == "absent":
+        return Match(False, Text("未定义", "not defined"))
+    if got.kind == "refused":
+        return Match(False, Text(f"返回值不被接受：{got.type_name}（{got.reason}）",
+                                 f"value not accepted: {got.type_name} ({got.reason})"))
+    if not isinstance(expected, torch.Tensor):
+        if got.kind in ("number", "bool") and got.number == expected:
+            return OK
+        return Match(False, Text(f"应为 {expected!r}，实际为 {got.describe()}", f"expected {expected!r}, got {got.describe()}"))
+    if got.kind != "tensor":
+        return Match(False, Text(f"应为 torch.Tensor，实际为 {got.describe()}",
+                                 f"expected a torch.Tensor, got {got.describe()}"))
+    g = got.tensor
+    if tuple(g.shape) != tuple(expected.shape):
+        return Match(False, Text(f"形状应为 {tuple(expected.shape)}，实际为 {tuple(g.shape)}",
+                                 f"shape should be {tuple(expected.shape)}, got {tuple(g.shape)}"))
+    dtype_problem = _dtype_problem(g, expected, item.dtype)
+    if dtype_problem:
+        return Match(False, dtype_problem)
+    if expected.dtype == torch.bool or not (expected.is_floating_point() or g.is_floating_point()):
+        diff = g.to(torch.int64) != expected.to(torch.int64)
+        n = int(diff.sum())
+        if n == 0:
+            return OK
+        where = _first(diff)
+        return Match(False, Text(f"{n} 个元素不同，第一个在 {list(where)}：应为 {expected[where].item()}，实际为 {g[where].item()}",
+                                 f"{n} element(s) differ, first at {list(where)}: expected {expected[where].item()}, got {g[where].item()}"),
+                     n_diff=n, where=where)
+    g64, e64 = g.to(torch.float64), expected.to(torch.float64)
+    bad_g, bad_e = ~torch.isfinite(g64), ~torch.isfinite(e64)
+    nan_mismatch = bad_g & ~(bad_e & ((g64 == e64) | (g64.isnan() & e64.isnan())))
+    if nan_mismatch.any():
+        where = _first(nan_mismatch)
+        return Match(False, Text(f"结果含 NaN/Inf（{int(nan_mismatch.sum())} 个），第一个在 {list(where)}",
+                                 f"the result has NaN/Inf ({int(nan_mismatch.sum())} element(s)), first at {list(where)}"),
+                     where=where, n_diff=int(nan_mismatch.sum()))
+    both = torch.isfinite(g64) & torch.isfinite(e64)
+    err = torch.where(both, (g64 - e64).abs(), torch.zeros_like(g64))
+    tol = item.tolerance.atol + item.tolerance.rtol * e64.abs()
+    diff = (err > tol) | (bad_e & ~bad_g)
+    max_abs = float(err.max()) if err.numel() else 0.0
+    rel = torch.where(both, err / e64.abs().clamp_min(1e-12), torch.zeros_like(err))
+    max_rel = float(rel.max()) if rel.numel() else 0.0
+    n = int(diff.sum())
+    if n == 0:
+        return Match(True, OK.message, max_abs, max_rel, None, 0)
+    where = _first(diff & (err == err[diff].max())) if (err[diff] > 0).any() else _first(diff)
+    return Match(False, Text(
+        f"{n}/{g.numel()} 个元素超出容差，最大绝对误差 {max_abs:.3g}（在 {list(where)}：应为 {e64[where].item():.6g}，实际为 {g64[where].item():.6g}）",
+        f"{n} of {g.numel()} element(s) outside tolerance; largest absolute error {max_abs:.3g} at {list(where)} "
+        f"(expected {e64[where].item():.6g}, got {g64[where].item():.6g})"), max_abs, max_rel, where, n)
+
+
+def _dtype_problem(g: torch.Tensor, e: torch.Tensor, rule: str) -> Text | None:
+    if rule == "exact" and g.dtype != e.dtype:
+        return Text(f"dtype 应为 {_dt(e)}，实际为 {_dt(g)}", f"dtype should be {_dt(e)}, got {_dt(g)}")
+    if rule == "floating" and e.is_floating_point() and not g.is_floating_point():
+        return Text(f"应为浮点张量（如 {_dt(e)}），实际为 {_dt(g)}", f"should be a floating-point tensor (like {_dt(e)}), got {_dt(g)}")
+    return None
+
+
+def _dt(t: torch.Tensor) -> str:
+    return str(t.dtype).replace("torch.", "")
+
+
+def _first(mask: torch.Tensor) -> tuple:
+    idx = mask.nonzero()
+    return tuple(int(i) for i in idx[0]) if len(idx) else ()
+
+
+def matches(got: Value, expected, item: Item) -> bool:
+    """Does a value match an alternative (a known mistake's output)? None never matches."""
+    if expected is None:
+        return False
+    try:
+        return compare(got, expected, item).passed
+    except Exception:
+        return False

@@ -1,0 +1,72 @@
+"""The pipeline, top to bottom: load -> locate blanks -> run in the sandbox -> compare and score.
+
+`Grader` holds what is worth keeping between submissions (the rubric, the reference values, a
+warm worker) and turns any path into a `GradeResult`. A submission that cannot be loaded, or
+that breaks the sandbox, still gets a result that says why; only the instructor's own errors
+(a bad rubric, a sandbox that cannot start) raise.
+"""
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from pathlib import Path
+
+from .blanks import layout as locate
+from .errors import SubmissionError
+from .expected import Reference
+from .load import load_submission
+from .model import GradeResult, ItemResult, Submission, Text
+from .rubric import Rubric, load_rubric
+from .run import execute
+from .sandbox import Worker
+from .score import score_items
+
+
+class Grader:
+    def __init__(self, rubric: Rubric | str | Path, sandbox: str = "bwrap", timeout: float | None = None, slot: int = 0):
+        self.rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
+        self.reference = Reference(self.rubric)
+        self.reference.check()
+        self.timeout = timeout
+        self.worker = Worker(sandbox, slot)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        self.worker.close()
+
+    def grade(self, path: str | Path, student: str | None = None) -> GradeResult:
+        t0 = time.perf_counter()
+        try:
+            sub = load_submission(path, student)
+        except SubmissionError as e:
+            return self._unloadable(Path(path), student, Text(e.problem_zh, e.problem_en))
+        variables = tuple(i.name for i in self.rubric.items_of("variable")) + (
+            self.rubric.script.capture if self.rubric.script else ())
+        lay = locate(sub, variables, tuple(i.id for i in self.rubric.items_of("written")))
+        run = execute(sub, lay, self.rubric, self.reference, self.worker, self.timeout)
+        items = score_items(self.rubric, lay, run, self.reference)
+        env = self.environment(time.perf_counter() - t0)
+        return GradeResult(submission=sub, rubric_path=str(self.rubric.path), assignment=self.rubric.id,
+                           items=items, run=run, environment=env, layout=lay)
+
+    def environment(self, seconds: float) -> dict:
+        info = self.worker.info
+        return {"python": info.get("python") or platform.python_version(), "torch": info.get("torch"),
+                "numpy": info.get("numpy"), "sandbox": self.worker.kind, "platform": sys.platform,
+                "seeds": {"public": self.rubric.public_seed, "hidden": len(self.rubric.hidden_seeds)},
+                "rubric_sha256": self.rubric.sha256, "seconds": round(seconds, 4)}
+
+    def _unloadable(self, path: Path, student: str | None, why: Text) -> GradeResult:
+        sub = Submission(path=str(path), student=student or (path.name if path.is_dir() else path.stem),
+                         format=path.suffix.lstrip(".") or "unknown", cells=(), sha256="")
+        reason = Text("无法读取提交：", "the submission could not be read: ") + why
+        items = tuple(ItemResult(id=i.id, part=i.part, status="error", points=0.0, max_points=i.points, message=reason)
+                      for i in self.rubric.items)
+        return GradeResult(submission=sub, rubric_path=str(self.rubric.path), assignment=self.rubric.id, items=items,
+                           run=None, environment=self.environment(0.0), load_error=why)

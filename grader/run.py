@@ -1,0 +1,223 @@
+"""Stage 3: run a submission in a worker and decode what came back into a `RunResult`.
+
+The job says which blocks to run under which seed, which names to capture after which block,
+and which functions to call on which inputs. What comes back was written next to the student's
+code, so it is parsed as hostile data: JSON with size caps, tensors only through safetensors,
+every field type-checked. Nothing is unpickled, imported or evaluated.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import safetensors.torch as st
+import torch
+
+from .expected import Case, Reference
+from .model import CallOutcome, CellRun, ErrorInfo, Layout, RunResult, Submission, Value
+from .rubric import Rubric
+from .sandbox import Worker, WorkerDied
+from .sandbox.probe import plan
+
+MAX_JSON_LINE = 4 * 2**20
+_DTYPES = {torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int8, torch.int16, torch.int32,
+           torch.int64, torch.uint8, torch.bool}
+
+
+def build_job(rubric: Rubric, layout: Layout, reference: Reference, timeout: float | None = None) -> tuple[dict, bytes]:
+    variables = [i.name for i in rubric.items_of("variable")] + list(rubric.script.capture if rubric.script else ())
+    capture_at: dict[str, list[str]] = {}
+    for name in variables:
+        if name in layout.checkpoints:
+            capture_at.setdefault(layout.checkpoints[name], []).append(name)
+    blocks = [{"key": b.key, "cell": b.cell, "source": b.source, "capture": capture_at.get(b.key, [])}
+              for b in layout.blocks]
+    last_capture = max((i for i, b in enumerate(blocks) if b["capture"]), default=-1)
+    tensors: dict[str, torch.Tensor] = {}
+    calls = []
+    for item in rubric.items_of("function"):
+        cases = [{"id": c.id, "args": [_arg(a, f"{item.id}/{c.id}/{k}", tensors) for k, a in enumerate(c.args)],
+                  "kwargs": {k: _arg(v, f"{item.id}/{c.id}/{k}", tensors) for k, v in c.kwargs.items()}}
+                 for c in reference.cases(item)]
+        calls.append({"item": item.id, "name": item.name, "cases": cases})
+    runs = []
+    for label, seed in rubric.runs:
+        if label == "public":
+            runs.append({"label": label, "seed": seed, "blocks": blocks, "calls": calls})
+        elif last_capture >= 0:   # hidden seeds only matter for captured variables
+            runs.append({"label": label, "seed": seed, "blocks": blocks[:last_capture + 1], "calls": []})
+    lim = rubric.limits
+    limits = {"cell_seconds": timeout or lim.cell_seconds, "memory_mb": lim.memory_mb, "processes": lim.processes,
+              "output_kb": lim.output_kb, "file_mb": lim.file_mb, "max_elements": lim.max_elements}
+    blob = st.save({k: v.detach().clone().contiguous() for k, v in tensors.items()}) if tensors else b""
+    return {"runs": runs, "limits": limits}, blob
+
+
+def _arg(value, key: str, tensors: dict) -> dict:
+    if isinstance(value, torch.Tensor):
+        tensors[key] = value
+        return {"t": "tensor", "key": key}
+    if isinstance(value, bool):
+        return {"t": "bool", "v": value}
+    if isinstance(value, (int, float)):
+        return {"t": "num", "v": value}
+    if value is None:
+        return {"t": "none"}
+    if isinstance(value, (tuple, list)):
+        return {"t": "tuple", "v": [_arg(v, f"{key}.{i}", tensors) for i, v in enumerate(value)]}
+    raise TypeError(f"a case argument of type {type(value).__name__} cannot be sent to the sandbox")
+
+
+def job_budget(spec: dict) -> float:
+    """The most a job may take before the worker itself is presumed stuck."""
+    steps = len(plan(spec))
+    return spec["limits"]["cell_seconds"] * (steps + 3) + 30
+
+
+def execute(sub: Submission, layout: Layout, rubric: Rubric, reference: Reference, worker: Worker,
+            timeout: float | None = None) -> RunResult:
+    spec, blob = build_job(rubric, layout, reference, timeout)
+    t0 = time.perf_counter()
+    try:
+        reply = worker.run(spec, blob, job_budget(spec))
+        header, files = reply.header, reply.files
+        notes = list(worker.notes)
+    except WorkerDied as e:
+        header, files = {"events": [], "seconds": 0.0}, {}
+        notes = list(worker.notes) + [f"the sandbox worker died during this job ({e}); the job's code may have "
+                                      "killed it. Results recorded before that point are kept."]
+    seconds = time.perf_counter() - t0
+    return decode(spec, header, files, rubric, worker.kind, seconds, notes)
+
+
+def decode(spec: dict, header: dict, files: dict, rubric: Rubric, sandbox: str, seconds: float,
+           notes: list[str]) -> RunResult:
+    steps = plan(spec)
+    tensors: dict[int, dict] = {}
+    records: dict[int, dict] = {}
+    for name, data in files.items():
+        if name.startswith("values-") and name.endswith(".safetensors") and name[7:11].isdigit():
+            try:
+                tensors[int(name[7:11])] = st.load(data)
+            except Exception as e:
+                notes.append(f"{name}: unreadable tensor file ({type(e).__name__}); its values are lost")
+        elif name.startswith("steps-") and name.endswith(".jsonl"):
+            for line in data.split(b"\n"):
+                rec = _json(line)
+                if isinstance(rec, dict) and isinstance(rec.get("step"), int) and 0 <= rec["step"] < len(steps):
+                    records.setdefault(rec["step"], rec)   # first record wins; a forged duplicate cannot replace it
+        elif name == "fd-output.txt" and data.strip():
+            notes.append("output written below Python (C extensions, subprocesses): "
+                         + data[:2000].decode("utf-8", "replace"))
+    events = {e["step"]: str(e.get("status", ""))[:300] for e in header.get("events", [])
+              if isinstance(e, dict) and isinstance(e.get("step"), int)}
+    cells, captures, calls = [], {}, {}
+    limit_hit = None
+    for n, step in enumerate(steps):
+        run = spec["runs"][step["run"]]
+        rec = records.get(n, {})
+        event = events.get(n)
+        if step["kind"] == "block":
+            block = run["blocks"][step["index"]]
+            cell_run = _cell_run(block, run["label"], rec, event)
+            cells.append(cell_run)
+            if cell_run.status == "limit" and limit_hit is None:
+                limit_hit = f"{cell_run.note} in cell {block['cell']}"
+            meta = rec.get("captures") if isinstance(rec.get("captures"), dict) else {}
+            for name in block["capture"]:
+                captures[(run["label"], name)] = _value(meta.get(name), tensors.get(n, {}), rubric.limits.max_elements)
+        else:
+            call = run["calls"][step["index"]]
+            outcomes = _call_outcomes(call, rec, event, tensors.get(n, {}), rubric.limits.max_elements)
+            calls[call["item"]] = outcomes
+            if event and limit_hit is None:
+                limit_hit = f"{event} in {call['name']}()"
+    student = sum(c.seconds for c in cells) + sum(o.seconds for v in calls.values() for o in v)
+    return RunResult(sandbox=sandbox, seconds=seconds, student_seconds=student, cells=tuple(cells),
+                     captures=captures, calls=calls, limit_hit=limit_hit, notes=tuple(notes))
+
+
+def _json(line: bytes):
+    if not line or len(line) > MAX_JSON_LINE:
+        return None
+    try:
+        return json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _s(x, cap: int = 20000) -> str:
+    return x[:cap] if isinstance(x, str) else ""
+
+
+def _error(raw) -> ErrorInfo | None:
+    if not isinstance(raw, dict):
+        return None
+    num = lambda v: v if isinstance(v, int) and not isinstance(v, bool) else None
+    return ErrorInfo(type=_s(raw.get("type"), 100), message=_s(raw.get("message"), 2000),
+                     traceback=_s(raw.get("traceback"), 8000), cell=num(raw.get("cell")), line=num(raw.get("line")),
+                     source_line=_s(raw.get("source_line"), 500), caret=num(raw.get("caret")))
+
+
+def _cell_run(block: dict, label: str, rec: dict, event: str | None) -> CellRun:
+    if event:
+        status = "exit" if "exited" in event or "ended" in event else "limit"
+        if rec:   # it finished, then something it left behind ended the process
+            status = "exit"
+        return CellRun(cell=block["cell"], block=int(block["key"].split(".")[1]), run=label, status=status,
+                       note=event, stdout=_s(rec.get("stdout")), error=_error(rec.get("error")))
+    if not rec:
+        return CellRun(cell=block["cell"], block=int(block["key"].split(".")[1]), run=label, status="skipped",
+                       note="no record of this cell: the run ended before it")
+    status = rec.get("status") if rec.get("status") in ("ok", "error", "limit", "exit") else "error"
+    note = _s(rec.get("note"), 300)
+    if status == "limit" and not note:
+        note = "memory limit reached"
+    dropped = rec.get("dropped") if isinstance(rec.get("dropped"), int) else 0
+    return CellRun(cell=block["cell"], block=int(block["key"].split(".")[1]), run=label, status=status,
+                   seconds=float(rec.get("seconds") or 0.0) if isinstance(rec.get("seconds"), (int, float)) else 0.0,
+                   stdout=_s(rec.get("stdout")), stderr=_s(rec.get("stderr")), truncated=dropped > 0,
+                   error=_error(rec.get("error")), note=note)
+
+
+def _call_outcomes(call: dict, rec: dict, event: str | None, tensors: dict, cap: int) -> tuple[CallOutcome, ...]:
+    got = {c.get("id"): c for c in rec.get("cases", []) if isinstance(c, dict)} if isinstance(rec.get("cases"), list) else {}
+    out = []
+    for case in call["cases"]:
+        c = got.get(case["id"])
+        if c is None:
+            out.append(CallOutcome(case_id=case["id"], status="limit" if event else "error",
+                                   note=event or "no result for this case"))
+            continue
+        status = c.get("status") if c.get("status") in ("ok", "error", "limit", "missing") else "error"
+        secs = c.get("seconds") if isinstance(c.get("seconds"), (int, float)) else 0.0
+        value = _value(c.get("value"), tensors, cap) if status == "ok" else None
+        out.append(CallOutcome(case_id=case["id"], status=status, value=value, error=_error(c.get("error")),
+                               seconds=float(secs), note=_s(c.get("note"), 300)))
+    return tuple(out)
+
+
+def _value(meta, tensors: dict, cap: int, depth: int = 0) -> Value:
+    if not isinstance(meta, dict):
+        return Value(kind="absent")
+    kind = meta.get("kind")
+    if kind == "tensor":
+        t = tensors.get(meta.get("key")) if isinstance(meta.get("key"), str) else None
+        if t is None:
+            return Value(kind="refused", type_name="torch.Tensor", reason="the tensor's data is missing")
+        if type(t) is not torch.Tensor or t.dtype not in _DTYPES or t.numel() > cap:
+            return Value(kind="refused", type_name="torch.Tensor", reason=f"unsupported tensor ({t.dtype}, {t.numel()} elements)")
+        return Value(kind="tensor", tensor=t)
+    if kind in ("number", "bool"):
+        v = meta.get("value")
+        if kind == "bool" and isinstance(v, bool) or kind == "number" and isinstance(v, (int, float)) and not isinstance(v, bool):
+            return Value(kind=kind, number=v)
+        return Value(kind="refused", type_name="?", reason="malformed number")
+    if kind == "none":
+        return Value(kind="none")
+    if kind == "tuple" and depth == 0 and isinstance(meta.get("items"), list) and len(meta["items"]) <= 16:
+        return Value(kind="tuple", items=tuple(_value(m, tensors, cap, 1) for m in meta["items"]),
+                     type_name=_s(meta.get("type"), 20))
+    if kind == "refused":
+        return Value(kind="refused", type_name=_s(meta.get("type"), 200), reason=_s(meta.get("reason"), 300))
+    return Value(kind="absent")
