@@ -119,7 +119,7 @@ def decode(spec: dict, header: dict, files: dict, rubric: Rubric, sandbox: str, 
         event = events.get(n)
         if step["kind"] == "block":
             block = run["blocks"][step["index"]]
-            cell_run = _cell_run(block, run["label"], rec, event)
+            cell_run = _cell_run(block, run["label"], rec, event, rubric.limits.output_kb * 1024)
             cells.append(cell_run)
             if cell_run.status == "limit" and limit_hit is None:
                 limit_hit = f"{cell_run.note} in cell {block['cell']}"
@@ -159,13 +159,13 @@ def _error(raw) -> ErrorInfo | None:
                      source_line=_s(raw.get("source_line"), 500), caret=num(raw.get("caret")))
 
 
-def _cell_run(block: dict, label: str, rec: dict, event: str | None) -> CellRun:
+def _cell_run(block: dict, label: str, rec: dict, event: str | None, out_cap: int) -> CellRun:
     if event:
         status = "exit" if "exited" in event or "ended" in event else "limit"
         if rec:   # it finished, then something it left behind ended the process
             status = "exit"
         return CellRun(cell=block["cell"], block=int(block["key"].split(".")[1]), run=label, status=status,
-                       note=event, stdout=_s(rec.get("stdout")), error=_error(rec.get("error")))
+                       note=event, stdout=_s(rec.get("stdout"), out_cap), error=_error(rec.get("error")))
     if not rec:
         return CellRun(cell=block["cell"], block=int(block["key"].split(".")[1]), run=label, status="skipped",
                        note="no record of this cell: the run ended before it")
@@ -176,7 +176,7 @@ def _cell_run(block: dict, label: str, rec: dict, event: str | None) -> CellRun:
     dropped = rec.get("dropped") if isinstance(rec.get("dropped"), int) else 0
     return CellRun(cell=block["cell"], block=int(block["key"].split(".")[1]), run=label, status=status,
                    seconds=float(rec.get("seconds") or 0.0) if isinstance(rec.get("seconds"), (int, float)) else 0.0,
-                   stdout=_s(rec.get("stdout")), stderr=_s(rec.get("stderr")), truncated=dropped > 0,
+                   stdout=_s(rec.get("stdout"), out_cap), stderr=_s(rec.get("stderr"), out_cap), truncated=dropped > 0,
                    error=_error(rec.get("error")), note=note)
 
 

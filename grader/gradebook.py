@@ -1,0 +1,225 @@
+"""The gradebook: one SQLite file (stdlib sqlite3, WAL) that keeps every grading run and every
+manual score, and answers "what is this student's grade now".
+
+- `runs` is append-only: a regrade adds a row, so history is never lost. The current grade is the
+  student's latest run with the manual scores (`overrides`) laid over it.
+- `overrides` is append-only too; the latest row per (student, item) wins, `points IS NULL` clears it.
+  Automatic regrades never touch it, which is what makes a manual score survive `--force`.
+- Only the coordinator writes, one transaction per submission, so a crash (even kill -9) loses at
+  most the submission being graded, and a rerun sees exactly what was committed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .model import GradeResult, ItemResult, Text
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    student TEXT NOT NULL,
+    content_sha256 TEXT NOT NULL,
+    rubric_sha256 TEXT NOT NULL,
+    grader_version TEXT NOT NULL,
+    graded_at REAL NOT NULL,
+    seconds REAL NOT NULL,
+    score REAL NOT NULL,
+    max_score REAL NOT NULL,
+    failed TEXT,                 -- why the submission could not be graded normally, or NULL
+    own_code TEXT NOT NULL,      -- JSON {region: source}: the student's own code, for similarity
+    result TEXT NOT NULL         -- the automatic result, JSON schema 1 (no manual scores in it)
+);
+CREATE INDEX IF NOT EXISTS runs_student ON runs (student, id);
+CREATE TABLE IF NOT EXISTS overrides (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    student TEXT NOT NULL,
+    item TEXT NOT NULL,
+    points REAL,                 -- NULL clears an earlier manual score
+    comment TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS overrides_student ON overrides (student, item, id);
+-- which override a student's feedback page already shows (a later one makes the page stale)
+CREATE TABLE IF NOT EXISTS pages (
+    student TEXT PRIMARY KEY,
+    override_id INTEGER NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    student: str
+    content_sha256: str
+    rubric_sha256: str
+    grader_version: str
+    graded_at: float
+    seconds: float
+    score: float
+    max_score: float
+    failed: str | None
+    own_code: dict
+    result: dict
+
+
+@dataclass(frozen=True)
+class Override:
+    student: str
+    item: str
+    points: float
+    comment: str
+    created_at: float
+
+
+class Gradebook:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we open transactions ourselves, one per submission.
+        self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL is durable against process crashes in WAL mode (only power loss can drop the last
+        # commits), and saves an fsync per submission.
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- runs ------------------------------------------------------------------------------------
+    def add_run(self, student: str, content_sha256: str, rubric_sha256: str, grader_version: str,
+                seconds: float, failed: str | None, own_code: dict, result: dict,
+                page_override_id: int | None = None) -> int:
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            cur = self.db.execute(
+                "INSERT INTO runs (student, content_sha256, rubric_sha256, grader_version, graded_at, seconds, "
+                "score, max_score, failed, own_code, result) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (student, content_sha256, rubric_sha256, grader_version, time.time(), seconds,
+                 float(result["score"]), float(result["max_score"]), failed,
+                 json.dumps(own_code, ensure_ascii=False), json.dumps(result, ensure_ascii=False)))
+            if page_override_id is not None:
+                self.db.execute("INSERT OR REPLACE INTO pages (student, override_id) VALUES (?, ?)",
+                                (student, page_override_id))
+            return cur.lastrowid
+
+    def latest(self, student: str | None = None) -> dict[str, Run]:
+        """The current run of every student (or of one)."""
+        sql = ("SELECT r.* FROM runs r JOIN (SELECT student, MAX(id) AS id FROM runs GROUP BY student) m "
+               "ON r.id = m.id")
+        args: tuple = ()
+        if student is not None:
+            sql += " WHERE r.student = ?"
+            args = (student,)
+        return {row[1]: _run(row) for row in self.db.execute(sql + " ORDER BY r.student", args)}
+
+    def fingerprints(self) -> dict[str, tuple[str, str, str]]:
+        """student -> (content, rubric, grader version) of the latest run: enough to decide what to skip
+        without parsing every stored result."""
+        rows = self.db.execute(
+            "SELECT r.student, r.content_sha256, r.rubric_sha256, r.grader_version FROM runs r JOIN "
+            "(SELECT student, MAX(id) AS id FROM runs GROUP BY student) m ON r.id = m.id")
+        return {s: (c, rb, v) for s, c, rb, v in rows}
+
+    def history(self, student: str) -> list[Run]:
+        return [_run(r) for r in self.db.execute("SELECT * FROM runs WHERE student = ? ORDER BY id", (student,))]
+
+    def count_runs(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+
+    # -- manual scores ---------------------------------------------------------------------------
+    def add_override(self, student: str, item: str, points: float | None, comment: str) -> int:
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            return self.db.execute("INSERT INTO overrides (student, item, points, comment, created_at) "
+                                   "VALUES (?,?,?,?,?)", (student, item, points, comment, time.time())).lastrowid
+
+    def overrides(self, student: str | None = None) -> dict[str, dict[str, Override]]:
+        """student -> item -> the manual score in force (cleared ones left out)."""
+        sql = ("SELECT o.student, o.item, o.points, o.comment, o.created_at FROM overrides o JOIN "
+               "(SELECT student, item, MAX(id) AS id FROM overrides GROUP BY student, item) m ON o.id = m.id")
+        args: tuple = ()
+        if student is not None:
+            sql += " WHERE o.student = ?"
+            args = (student,)
+        out: dict[str, dict[str, Override]] = {}
+        for s, item, points, comment, at in self.db.execute(sql, args):
+            if points is not None:
+                out.setdefault(s, {})[item] = Override(s, item, points, comment, at)
+        return out
+
+    def last_override_ids(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT student, MAX(id) FROM overrides GROUP BY student"))
+
+    def stale_pages(self) -> set[str]:
+        """Students whose feedback page predates their latest manual score."""
+        rows = self.db.execute(
+            "SELECT o.student FROM (SELECT student, MAX(id) AS id FROM overrides GROUP BY student) o "
+            "LEFT JOIN pages p ON p.student = o.student WHERE p.override_id IS NULL OR p.override_id < o.id")
+        return {r[0] for r in rows}
+
+
+def _run(row) -> Run:
+    return Run(id=row[0], student=row[1], content_sha256=row[2], rubric_sha256=row[3], grader_version=row[4],
+               graded_at=row[5], seconds=row[6], score=row[7], max_score=row[8], failed=row[9],
+               own_code=json.loads(row[10]), result=json.loads(row[11]))
+
+
+# -- the current grade: the automatic result with the manual scores laid over it -------------------
+def _manual_message(o: Override) -> Text:
+    zh = f"教师评分 {o.points:g} 分" + (f"：{o.comment}" if o.comment else "")
+    en = f"Instructor's score {o.points:g}" + (f": {o.comment}" if o.comment else "")
+    return Text(zh, en)
+
+
+def _status(points: float, max_points: float) -> str:
+    return "pass" if points >= max_points else "fail" if points <= 0 else "partial"
+
+
+def apply_overrides(result: GradeResult, overrides: dict[str, Override]) -> GradeResult:
+    """The result a student sees: manual scores replace the automatic ones, with the comment."""
+    if not overrides:
+        return result
+    items = []
+    for it in result.items:
+        o = overrides.get(it.id)
+        if o is None:
+            items.append(it)
+            continue
+        msg = _manual_message(o)
+        if it.status != "manual":        # an override of an automatic item: keep what the grader said
+            msg = msg + Text(f"（自动评分：{it.message.zh}）", f" (automatic: {it.message.en})")
+        items.append(dataclasses.replace(it, status=_status(o.points, it.max_points), points=float(o.points),
+                                         message=msg))
+    return dataclasses.replace(result, items=tuple(items))
+
+
+def apply_overrides_json(result: dict, overrides: dict[str, Override]) -> dict:
+    """Same as `apply_overrides`, on the stored JSON (exports are built from the gradebook alone)."""
+    if not overrides:
+        return result
+    lang = result.get("lang", "zh")
+    out = dict(result, items=[])
+    for it in result["items"]:
+        o = overrides.get(it["id"])
+        if o is not None:
+            msg = _manual_message(o)(lang)
+            if it["status"] != "manual":
+                msg += (f"（自动评分：{it['message']}）" if lang == "zh" else f" (automatic: {it['message']})")
+            it = dict(it, status=_status(o.points, it["max_points"]), points=float(o.points), message=msg,
+                      manual={"points": o.points, "comment": o.comment})
+        out["items"].append(it)
+    out["score"] = round(sum(i["points"] for i in out["items"]), 4)
+    return out

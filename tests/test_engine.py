@@ -1,0 +1,109 @@
+"""The engine end to end on the bundled samples, under the real bwrap sandbox."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import ROOT, SAMPLES, statuses
+
+GOLDEN = json.loads((ROOT / "tests" / "golden" / "samples.json").read_text())
+SCORES = {"000_be4a6993b089033a": 0.0, "001_seed_repaired": 6.0, "002_correct_notebook": 25.0,
+          "003_correct_script": 25.0, "004_attention_mistakes": 19.75, "005_detection_mistakes": 18.25,
+          "006_blank_starter": 0.0, "007_partly_broken": 9.0, "008_no_scale_script": 22.0}
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN))
+def test_sample_statuses_and_scores(bwrap_grader, name):
+    result = bwrap_grader.grade(SAMPLES / name)
+    assert statuses(result) == GOLDEN[name]
+    assert result.score == SCORES[name]
+    assert result.max_score == 40.0
+
+
+def test_seed_sheet_names_the_broken_line(bwrap_grader):
+    result = bwrap_grader.grade(SAMPLES / "000_be4a6993b089033a")
+    q = next(i for i in result.items if i.id == "Q")
+    assert q.status == "error"
+    assert "W Q = torch.randn(4, 4)" in q.message.en and "SyntaxError" in q.message.en
+    first = next(c for c in result.run.cells if c.run == "public" and c.cell == 2)
+    assert first.error.type == "SyntaxError" and first.error.line == 10 and first.error.caret == 3
+    # the written answers were still found and kept for the instructor
+    answers = {i.id: i.answer for i in result.items if i.id.startswith("written.")}
+    assert answers["written.1.2"].startswith("在计算梯度时,进行梯度裁剪")
+    assert answers["written.3.2"].startswith("最大改进")
+
+
+def test_known_mistakes_named(bwrap_grader):
+    result = bwrap_grader.grade(SAMPLES / "005_detection_mistakes")
+    by_id = {i.id: i for i in result.items}
+    assert by_id["box_iou"].mistake == "iou-plus-one"
+    assert by_id["nms"].mistake == "nms-ge"
+    assert by_id["roi_pool"].mistake == "roi-bankers-rounding"
+    assert by_id["encode_boxes"].mistake == "encode-log-inverted"
+    assert by_id["decode_boxes"].status == "pass"
+
+
+def test_follow_through_and_limits(bwrap_grader):
+    r8 = bwrap_grader.grade(SAMPLES / "008_no_scale_script")
+    by_id = {i.id: i for i in r8.items}
+    assert by_id["score"].mistake == "score-no-scale" and by_id["score"].status == "partial"
+    assert by_id["attention"].mistake == "follows-upstream" and by_id["attention"].points == 1.0
+    r7 = bwrap_grader.grade(SAMPLES / "007_partly_broken")
+    assert r7.run.limit_hit.startswith("time limit of 3 s reached in nms()")
+    assert {i.id: i.status for i in r7.items}["box_iou"] == "pass"      # graded after nms hung
+    skipped = " ".join(t.en for t in r7.layout.skipped)
+    assert "%matplotlib inline" in skipped and "!pip install tqdm" in skipped
+
+
+def test_grading_twice_gives_the_same_result(bwrap_grader):
+    from grader.report import to_json
+    a = to_json(bwrap_grader.grade(SAMPLES / "004_attention_mistakes"), "en")
+    b = to_json(bwrap_grader.grade(SAMPLES / "004_attention_mistakes"), "en")
+    strip = lambda d: json.dumps({k: v for k, v in d.items() if k not in ("run", "environment")}, sort_keys=True)
+    assert strip(a) == strip(b)
+
+
+def _script(tmp_path, body: str, name="hw2.py"):
+    path = tmp_path / name
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+PART_A = '''import torch
+import torch.nn.functional as F
+X = torch.tensor([[1.0, 0.0, 1.0, 0.0], [1.0, 2.0, 1.0, 0.0], [0.0, 1.0, 0.0, 1.0], [0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 1.0, 0.0]])
+W_Q = torch.randn(4, 4)
+W_K = torch.randn(4, 4)
+W_V = torch.randn(4, 4)
+#todo compute Q K V
+Q = X @ W_Q
+K = X @ W_K
+V = X @ W_V
+'''
+
+
+def test_hard_coded_answer_fails_hidden_seeds(bwrap_grader, tmp_path):
+    import torch
+    from reference.hw2 import part_a
+    q = part_a.compute(part_a.canonical_inputs(0))["Q"].tolist()
+    body = PART_A.replace("Q = X @ W_Q", f"Q = torch.tensor({q})")
+    result = bwrap_grader.grade(_script(tmp_path, body))
+    item = next(i for i in result.items if i.id == "Q")
+    assert item.status == "fail"
+    assert [c.passed for c in item.cases] == [True, False, False]
+
+
+def test_reseeding_is_diagnosed_as_changed_inputs(bwrap_grader, tmp_path):
+    body = PART_A.replace("W_Q = torch.randn(4, 4)", "torch.manual_seed(42)\nW_Q = torch.randn(4, 4)")
+    item = next(i for i in bwrap_grader.grade(_script(tmp_path, body)).items if i.id == "Q")
+    assert item.status == "partial" and item.mistake == "changed-inputs" and item.points == 0.5
+    body = PART_A.replace("W_V = torch.randn(4, 4)", "W_V = torch.randn(4, 4)\nX = X * 2")
+    item = next(i for i in bwrap_grader.grade(_script(tmp_path, body)).items if i.id == "Q")
+    assert item.mistake == "changed-inputs" and item.points == 0.0 and "`X`" in item.hint.en
+
+
+def test_later_cell_reusing_a_name_does_not_clobber_the_checkpoint(bwrap_grader, tmp_path):
+    body = PART_A + "\n# %%\nQ = None  # reused later for something else\n"
+    item = next(i for i in bwrap_grader.grade(_script(tmp_path, body)).items if i.id == "Q")
+    assert item.status == "pass"
