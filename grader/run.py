@@ -33,13 +33,7 @@ def build_job(rubric: Rubric, layout: Layout, reference: Reference, timeout: flo
     blocks = [{"key": b.key, "cell": b.cell, "source": b.source, "capture": capture_at.get(b.key, [])}
               for b in layout.blocks]
     last_capture = max((i for i, b in enumerate(blocks) if b["capture"]), default=-1)
-    tensors: dict[str, torch.Tensor] = {}
-    calls = []
-    for item in rubric.items_of("function"):
-        cases = [{"id": c.id, "args": [_arg(a, f"{item.id}/{c.id}/{k}", tensors) for k, a in enumerate(c.args)],
-                  "kwargs": {k: _arg(v, f"{item.id}/{c.id}/{k}", tensors) for k, v in c.kwargs.items()}}
-                 for c in reference.cases(item)]
-        calls.append({"item": item.id, "name": item.name, "cases": cases})
+    calls, blob = _calls(reference)
     runs = []
     for label, seed in rubric.runs:
         if label == "public":
@@ -49,8 +43,23 @@ def build_job(rubric: Rubric, layout: Layout, reference: Reference, timeout: flo
     lim = rubric.limits
     limits = {"cell_seconds": timeout or lim.cell_seconds, "memory_mb": lim.memory_mb, "processes": lim.processes,
               "output_kb": lim.output_kb, "file_mb": lim.file_mb, "max_elements": lim.max_elements}
-    blob = st.save({k: v.detach().clone().contiguous() for k, v in tensors.items()}) if tensors else b""
     return {"runs": runs, "limits": limits}, blob
+
+
+def _calls(reference: Reference) -> tuple[list, bytes]:
+    """The function calls and their inputs are the same for every submission: built once per Reference."""
+    cached = getattr(reference, "_job_calls", None)
+    if cached is None:
+        tensors: dict[str, torch.Tensor] = {}
+        calls = []
+        for item in reference.rubric.items_of("function"):
+            cases = [{"id": c.id, "args": [_arg(a, f"{item.id}/{c.id}/{k}", tensors) for k, a in enumerate(c.args)],
+                      "kwargs": {k: _arg(v, f"{item.id}/{c.id}/{k}", tensors) for k, v in c.kwargs.items()}}
+                     for c in reference.cases(item)]
+            calls.append({"item": item.id, "name": item.name, "cases": cases})
+        blob = st.save({k: v.detach().clone().contiguous() for k, v in tensors.items()}) if tensors else b""
+        cached = reference._job_calls = (calls, blob)
+    return cached
 
 
 def _arg(value, key: str, tensors: dict) -> dict:

@@ -8,6 +8,7 @@ upstream values; otherwise the rubric's proportional credit, if any.
 """
 from __future__ import annotations
 
+from . import diagnose
 from .compare import compare, matches
 from .expected import Reference
 from .model import CaseCheck, CellRun, ItemResult, Layout, RunResult, Text, Value
@@ -58,7 +59,8 @@ def _variable(item: Item, rubric: Rubric, layout: Layout, run: RunResult, ref: R
         public = label == "public"
         if got.kind == "absent":
             cell = _cell_run(run, label, key)
-            return _result(item, "error", 0.0, _why_absent(name, cell, run, label), cases=tuple(checks))
+            return _result(item, "error", 0.0, _why_absent(name, cell, run, label), hint=_error_hint(cell, layout, run),
+                           cases=tuple(checks))
         m = compare(got, expected, item)
         why = None if m.passed else _explain_variable(item, rubric, run, ref, label, seed, got)
         checks.append(CaseCheck(case_id=label, run=label, public=public, passed=m.passed, message=m.message,
@@ -120,6 +122,15 @@ def _why_absent(name: str, cell: CellRun | None, run: RunResult, label: str) -> 
     return Text(f"`{name}` 没有得到值（所在单元未运行完）", f"`{name}` was never computed (its cell did not finish)")
 
 
+def _error_hint(cell: CellRun | None, layout: Layout, run: RunResult) -> Text | None:
+    """What to fix for a cell's error (a space in a name; a NameError caused by an earlier broken cell)."""
+    if cell is None or cell.error is None:
+        return None
+    sources = diagnose.cell_sources(layout.blocks)
+    return diagnose.error_hint(cell.error, sources.get(cell.error.cell or cell.cell, ""),
+                               diagnose.broken_cells(run.cells, sources, cell.run))
+
+
 def _cell_run(run: RunResult, label: str, key: str) -> CellRun | None:
     cell, block = (int(x) for x in key.split("."))
     return next((c for c in run.cells if c.run == label and c.cell == cell and c.block == block), None)
@@ -160,8 +171,10 @@ def _function(item: Item, layout: Layout, run: RunResult, ref: Reference) -> Ite
                                 got=_plain(o.value) if show else None, inputs=case.args if show else None))
     if errors == len(cases):
         first = next(c for c in checks)
+        err = next((o.error for o in outcomes.values() if o.error is not None), None)
+        src = diagnose.cell_sources(layout.blocks).get(err.cell, "") if err is not None else ""
         return _result(item, "error", 0.0, Text(f"`{item.name}` 在所有测试中都出错：", f"`{item.name}` failed on every case: ")
-                       + first.message, cases=checks)
+                       + first.message, hint=diagnose.error_hint(err, src), cases=checks)
     return _verdict(item, checks, explanations)
 
 
@@ -202,7 +215,9 @@ def _verdict(item: Item, checks: list, explanations: list) -> ItemResult:
         mid, credit, hint = explanations[0]
         status = "pass" if credit >= 1.0 else ("partial" if credit > 0 else "fail")
         return _result(item, status, credit, message, hint=hint, cases=checks, mistake=mid)
-    hint = next((e[2] for e in explanations if e), None)
+    # No single known mistake explains every failure: fall back to a generic diagnosis (values from
+    # public cases only) or a property the answer must have.
+    hint = next((e[2] for e in explanations if e), None) or diagnose.generic_hint(item.name, item.returns, checks)
     passed = len(checks) - len(failing)
     credit = item.case_credit * passed / len(checks) if item.partial == "proportional" else 0.0
     summary = Text(f"{passed}/{len(checks)} 个测试通过。", f"{passed} of {len(checks)} checks passed. ")

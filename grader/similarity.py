@@ -65,7 +65,8 @@ def own_code(result: GradeResult, functions: frozenset[str], starter: frozenset[
         if named:
             region = "def " + named[0]
         elif b.todo is not None and not b.blank:
-            region = "#todo " + b.todo.strip()
+            # bilingual todos ("计算… / compute …") may come with one language only: key on the first
+            region = "#todo " + b.todo.split(" / ")[0].strip()
         else:
             continue
         lines = [l for l in b.source.splitlines() if l.strip() and l.strip() not in starter

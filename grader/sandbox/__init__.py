@@ -14,6 +14,7 @@ import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -52,6 +53,8 @@ class Worker:
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
         notes = []
+        # The worker's stderr goes to a file: a pipe nobody drains would block it once full.
+        self._stderr = tempfile.TemporaryFile()
         if self.kind == "bwrap":
             seccomp, why = bwrap.seccomp_filter()
             if seccomp is None:
@@ -64,7 +67,7 @@ class Worker:
             # bwrap reads its arguments from a pipe so /proc/1/cmdline inside shows only `--args N`;
             # an empty environment so /proc/1/environ shows nothing of ours.
             self.proc = subprocess.Popen(argv + ["--args", str(r)] + worker, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=subprocess.PIPE, env={}, start_new_session=True,
+                                         stderr=self._stderr, env={}, start_new_session=True,
                                          pass_fds=(r,) if sfd is None else (r, sfd))
             os.close(r)
             if seccomp is not None:
@@ -73,7 +76,7 @@ class Worker:
             notes.append("not sandboxed: the submission ran as an ordinary process with this platform's "
                          "resource limits only (no filesystem or network isolation)")
             self.proc = subprocess.Popen([sys.executable, "-I", "-B", str(bwrap.PROBE)], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                                         stdout=subprocess.PIPE, stderr=self._stderr, start_new_session=True,
                                          env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "OMP_NUM_THREADS": "1",
                                               "HOME": os.environ.get("HOME", "/tmp")})
         os.set_blocking(self.proc.stdout.fileno(), False)
@@ -92,7 +95,7 @@ class Worker:
             except OSError:
                 pass
             self.proc.wait()
-            for s in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            for s in (self.proc.stdin, self.proc.stdout, self._stderr):
                 s.close()
             self.proc = None
 
@@ -170,7 +173,9 @@ class Worker:
     def _stderr_tail(self) -> str:
         try:
             self.proc.kill()
-            return self.proc.stderr.read()[-2000:].decode(errors="replace").strip()
+            self.proc.wait()
+            self._stderr.seek(0)
+            return self._stderr.read()[-2000:].decode(errors="replace").strip()
         except Exception:
             return ""
 

@@ -1,0 +1,510 @@
+"""The per-student HTML feedback page: one self-contained file, rendered by an autoescaped jinja2
+template from data prepared here (the template only loops and branches).
+
+Visibility is decided per field here, not in the template: the student view gets public cases'
+inputs, expected and got values and every hint; of hidden cases only that they failed. score.py
+already drops hidden values from the result; this module also keeps hidden case *messages* (which
+quote numbers) and hidden runs' output off the student page. The reference's code is never read.
+"""
+from __future__ import annotations
+
+import ast
+import datetime
+import math
+import re
+from pathlib import Path
+
+import jinja2
+import torch
+
+from . import diagnose
+from .model import CaseCheck, ErrorInfo, GradeResult, ItemResult, Text
+
+# Every fixed string of the page, in both languages; the template gets them as `page.t`.
+T = {k: Text(zh, en) for k, (zh, en) in {
+    "feedback": ("作业反馈", "Feedback"),
+    "student": ("学生", "Student"), "file": ("文件", "File"), "score": ("得分", "Score"),
+    "part": ("部分", "Part"), "points": ("分数", "Points"), "graded_in": ("评分用时", "Graded in"),
+    "seconds_unit": ("秒", "s"), "generated": ("生成时间", "Generated"),
+    "view_student": ("学生视图", "student view"), "view_instructor": ("教师视图（含全部信息）", "instructor view (everything)"),
+    "what_broke": ("出错的地方", "What broke"),
+    "cost": ("影响的题目", "What it cost"), "lost": ("失分", "points lost"),
+    "notices": ("运行说明", "Notes on the run"), "hint": ("提示", "Hint"), "message": ("结果", "Result"),
+    "cases_passed": ("通过的测试", "checks passed"),
+    "hidden_cases": ("隐藏测试", "Hidden checks"),
+    "hidden_summary": ("隐藏测试中有 {failed}/{total} 个未通过（隐藏测试的输入与答案不公开）。",
+                       "{failed} of {total} hidden checks failed (their inputs and answers are not shown)."),
+    "hidden_failed_msg": ("{passed}/{total} 个测试通过；未通过的是隐藏测试，具体数值不公开，请参考提示。",
+                          "{passed} of {total} checks passed; the failing ones are hidden checks, whose values are not shown: see the hint."),
+    "first_failing": ("第一个未通过的公开测试", "First failing public check"),
+    "example": ("公开测试示例", "An example public check"),
+    "inputs": ("输入", "Inputs"), "expected": ("正确结果", "Expected"), "got": ("你的结果", "Yours"),
+    "differs": ("个元素不同（已标出）", "element(s) differ (marked)"),
+    "slice": ("显示切片", "showing slice"),
+    "heatmaps": ("热力图：你的 / 正确 / 差值", "Heatmaps: yours / reference / difference"),
+    "yours": ("你的", "yours"), "reference": ("正确", "reference"), "difference": ("差值（你的 − 正确）", "difference (yours − reference)"),
+    "yours_kept": ("你保留的框", "boxes you kept"), "reference_kept": ("应保留的框", "boxes that should be kept"),
+    "iou_boxes": ("两组框（蓝 a / 橙 b）", "the two sets of boxes (blue a / orange b)"),
+    "decoded_boxes": ("候选框（灰）、正确解码（绿）、你的解码（红虚线）", "proposals (grey), reference decoding (green), yours (red, dashed)"),
+    "all_cases": ("全部测试", "All checks"), "public_cases": ("公开测试", "Public checks"),
+    "code": ("你的代码", "Your code"), "cell": ("单元", "cell"),
+    "todo_legend": ("黄色为 #todo 区域，红色为出错的行", "yellow: the #todo region; red: the line that raised"),
+    "traceback": ("报错信息", "Traceback"),
+    "written": ("书面回答", "Written answers"), "review": ("待教师评阅", "awaiting the instructor's review"),
+    "no_answer": ("未找到该题的回答", "no answer found for this question"), "question": ("题目", "Question"),
+    "environment": ("运行环境", "Environment"), "runs": ("各单元运行记录", "Cell runs"),
+    "mistake": ("匹配的常见错误", "matched known mistake"),
+    "load_error": ("无法读取提交：", "The submission could not be read: "),
+    "limit_hit": ("触发了资源限制：", "A limit was reached: "),
+    "no_sandbox": ("本次评分没有使用沙箱。", "This submission was graded without a sandbox."),
+    "sandbox_note": ("沙箱：", "Sandbox: "),
+    "seeds": ("公开种子 {public}，另有 {hidden} 个隐藏种子", "public seed {public}, plus {hidden} hidden seed(s)"),
+    "where": ("第 {cell} 个单元第 {line} 行", "cell {cell}, line {line}"), "where_cell": ("第 {cell} 个单元", "cell {cell}"),
+    "diagnosis": ("从这个测试看出", "What this check shows"),
+}.items()}
+STATUS = {k: Text(zh, en) for k, (zh, en) in {
+    "pass": ("通过", "pass"), "partial": ("部分正确", "partial"), "fail": ("未通过", "fail"),
+    "error": ("出错", "error"), "missing": ("未完成", "missing"), "manual": ("人工评阅", "manual review")}.items()}
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+MAX_TABLE = 100        # elements: larger tensors are summarised, not tabulated
+MAX_BOXES = 40
+HEATMAP_OUTPUTS = ("attention", "score", "weights")
+BOX_ITEMS = ("nms", "box_iou", "decode_boxes")
+
+
+def render_feedback(result: GradeResult, lang: str = "zh", view: str = "student", rubric=None) -> str:
+    if view not in ("student", "instructor"):
+        raise ValueError(f"view must be 'student' or 'instructor', not {view!r}")
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return env.get_template("feedback.html.j2").render(page=prepare(result, lang, view, rubric))
+
+
+def write_feedback(result: GradeResult, path, lang: str = "zh", view: str = "student", rubric=None) -> None:
+    Path(path).write_text(render_feedback(result, lang, view, rubric), encoding="utf-8")
+
+
+# --- the page -------------------------------------------------------------------------------------
+def prepare(result: GradeResult, lang: str, view: str, rubric=None) -> dict:
+    rubric = rubric or _load_rubric(result.rubric_path)
+    ctx = _Context(result, lang, view == "instructor", rubric)
+    items = [ctx.item(i) for i in result.items]
+    parts = []
+    for pid, title in ctx.parts():
+        mine = [it for it in items if it["part"] == pid]
+        if not mine:
+            continue
+        src = [i for i in result.items if i.part == pid]
+        parts.append({"id": pid, "title": title, "entries": [m for m in mine if not m["written"]],
+                      "written": [m for m in mine if m["written"]],
+                      "score": _pts(sum(i.points for i in src)), "max": _pts(sum(i.max_points for i in src)),
+                      "code": ctx.code_for(src), "open": any(i.status in ("error", "fail", "partial") for i in src)})
+    env = result.environment or {}
+    return {
+        "lang": lang, "view": view, "instructor": ctx.instructor, "t": {k: v(lang) for k, v in T.items()},
+        "title": ctx.title, "student": result.submission.student, "path": Path(result.submission.path).name,
+        "format": result.submission.format, "score": _pts(result.score), "max": _pts(result.max_score),
+        "percent": round(100 * result.score / result.max_score) if result.max_score else 0,
+        "parts": parts, "broke": ctx.what_broke(), "notices": [_rich(n) for n in ctx.notices()],
+        "load_error": result.load_error(lang) if result.load_error else None,
+        "seconds": f"{env.get('seconds', 0) or 0:.1f}",
+        "generated": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "environment": ctx.environment(), "runs": ctx.runs() if ctx.instructor else [],
+    }
+
+
+def _load_rubric(path: str):
+    from .rubric import load_rubric
+    try:
+        return load_rubric(path)
+    except Exception:      # the page still renders without titles: ids stand in for them
+        return None
+
+
+def _rich(s: str) -> list[dict]:
+    """`code` spans of a message as segments, so the template can set them in <code> (escaped)."""
+    return [{"text": part, "code": k % 2 == 1} for k, part in enumerate(re.split(r"`([^`\n]+)`", s)) if part]
+
+
+def _nonempty(v) -> bool:
+    return any(isinstance(x, torch.Tensor) and x.numel() > 0 for x in (v if isinstance(v, tuple) else (v,)))
+
+
+def _pts(x: float) -> str:
+    return f"{x:g}"
+
+
+class _Context:
+    """What every section needs: the result, the language, the view, and the student's code."""
+
+    def __init__(self, result: GradeResult, lang: str, instructor: bool, rubric):
+        self.r, self.lang, self.instructor, self.rubric = result, lang, instructor, rubric
+        lay = result.layout
+        self.sources = diagnose.cell_sources(lay.blocks) if lay else {}
+        self.cells = {c.index: c.source for c in result.submission.cells if c.kind == "code"}
+        self.broken = diagnose.broken_cells(result.run.cells, self.sources) if result.run else []
+        self.title = rubric.title(lang) if rubric else result.assignment
+
+    def tr(self, text: Text | None) -> str | None:
+        return text(self.lang) if text is not None else None
+
+    def rich(self, text: Text | None) -> list[dict] | None:
+        return _rich(text(self.lang)) if text is not None else None
+
+    def parts(self):
+        if self.rubric:
+            return [(p.id, p.title(self.lang)) for p in self.rubric.parts]
+        seen = dict.fromkeys(i.part for i in self.r.items)
+        return [(p, p) for p in seen]
+
+    def rubric_item(self, item_id: str):
+        try:
+            return self.rubric.item(item_id) if self.rubric else None
+        except KeyError:
+            return None
+
+    # -- items -------------------------------------------------------------------------------
+    def item(self, i: ItemResult) -> dict:
+        ri = self.rubric_item(i.id)
+        name = ri.name if ri and ri.name else i.id
+        returns = tuple(ri.returns) if ri and ri.returns else (name,)
+        written = ri.kind == "written" if ri else i.answer is not None
+        failing = [c for c in i.cases if not c.passed]
+        hidden = [c for c in i.cases if not c.public]
+        out = {"id": i.id, "name": name, "part": i.part, "title": ri.title(self.lang) if ri else i.id,
+               "status": i.status, "status_label": STATUS[i.status](self.lang) if i.status in STATUS else i.status,
+               "points": _pts(i.points), "max": _pts(i.max_points), "message": _rich(self._message(i, failing)),
+               "hint": self.rich(i.hint), "mistake": i.mistake if self.instructor else None, "written": written,
+               "answer": i.answer, "question": self.tr(ri.question) if ri and ri.question else None,
+               "n_cases": len(i.cases), "n_passed": len(i.cases) - len(failing),
+               "hidden_note": T["hidden_summary"](self.lang).format(failed=sum(not c.passed for c in hidden), total=len(hidden))
+               if any(not c.passed for c in hidden) else "",
+               "public": [self._case_line(c) for c in i.cases if c.public or self.instructor],
+               "shown": None, "example": None, "error": self._item_error(i, name)}
+        shown = next((c for c in failing if c.public and (c.expected is not None or c.got is not None)), None)
+        if shown is not None:
+            out["shown"] = self._case_detail(shown, name, returns)
+        elif i.status == "pass":     # a passing item still shows what a public case looks like, folded
+            first = next((c for c in i.cases if c.public and _nonempty(c.expected)), None)
+            out["example"] = self._case_detail(first, name, returns) if first is not None else None
+        return out
+
+    def _message(self, i: ItemResult, failing: list[CaseCheck]) -> str:
+        # The item's message quotes its first failing case; when that case is hidden its numbers
+        # come from hidden inputs, so the student gets a count instead.
+        if not self.instructor and failing and not failing[0].public:
+            n = len(i.cases) - len(failing)
+            return T["hidden_failed_msg"](self.lang).format(passed=n, total=len(i.cases))
+        return i.message(self.lang)
+
+    def _case_line(self, c: CaseCheck) -> dict:
+        return {"id": c.case_id, "passed": c.passed, "public": c.public, "about": self.tr(c.about) or "",
+                "message": _rich(c.message(self.lang)) if not c.passed else [], "mistake": c.mistake if self.instructor else None}
+
+    def _case_detail(self, c: CaseCheck, name: str, returns: tuple) -> dict:
+        params = self._params(name)
+        inputs = []
+        for k, a in enumerate(c.inputs or ()):
+            inputs.append({"name": params[k] if k < len(params) else f"arg{k + 1}", **_value(a)})
+        outputs = []
+        for (out, e), (_, g) in zip(_components(c.expected, returns), _components(c.got, returns)):
+            outputs.append(_compare_view(out, e, g))
+        # What this (public) case's values show, e.g. the student's own row sums: safe to quote here.
+        seen = diagnose.case_hint(name, returns, c) if not c.passed else None
+        return {"about": self.tr(c.about) or "", "message": _rich(c.message(self.lang)), "passed": c.passed,
+                "diagnosis": _rich(seen(self.lang)) if seen else None,
+                "inputs": inputs, "outputs": outputs, "boxes": _box_views(name, c, self.lang)}
+
+    def _params(self, name: str) -> list[str]:
+        """The student's own parameter names for a function item (from their code, not the reference's)."""
+        for src in self.cells.values():
+            try:
+                tree = ast.parse(src)
+            except SyntaxError:
+                continue
+            for node in tree.body:
+                if isinstance(node, ast.FunctionDef) and node.name == name:
+                    return [a.arg for a in node.args.args]
+        return []
+
+    def _item_error(self, i: ItemResult, name: str) -> dict | None:
+        """The item's own error, from the public run: a cell's (script items) or a call's (functions)."""
+        run = self.r.run
+        if run is None or i.status != "error":
+            return None
+        err = None
+        key = self.r.layout.checkpoints.get(name) if self.r.layout else None
+        if key is not None:
+            cell, block = (int(x) for x in key.split("."))
+            cr = next((c for c in run.cells if c.run == "public" and c.cell == cell and c.block == block), None)
+            err = cr.error if cr else None
+        else:
+            err = next((o.error for o in run.calls.get(i.id, ()) if o.error is not None and o.case_id.startswith("public")), None)
+        return _error_view(err, self.lang) if err else None
+
+    # -- the student's code ------------------------------------------------------------------
+    def code_for(self, items) -> list[dict]:
+        """The cells holding a part's answers, with their #todo regions and error lines marked."""
+        lay = self.r.layout
+        if lay is None:
+            return []
+        cells: list[int] = []
+        for i in items:
+            ri = self.rubric_item(i.id)
+            name = ri.name if ri and ri.name else i.id
+            key = lay.checkpoints.get(name)
+            found = [int(key.split(".")[0])] if key else [b.cell for b in lay.blocks if name in b.defines]
+            cells += [c for c in found if c not in cells]
+        return [self._cell_view(c) for c in sorted(cells)]
+
+    def _cell_view(self, cell: int) -> dict:
+        lay = self.r.layout
+        src = self.cells.get(cell) or self.sources.get(cell, "")
+        todo = set()
+        for blank in lay.blanks:
+            if blank.cell == cell:
+                end = max((b.last_line for b in lay.blocks if b.cell == cell and b.first_line <= blank.line <= b.last_line),
+                          default=blank.line)
+                todo.update(range(blank.line, end + 1))
+        errors = {}
+        for e, _ in self.broken:
+            if e.cell == cell and e.line:
+                errors.setdefault(e.line, e)
+        for outs in (self.r.run.calls.values() if self.r.run else ()):
+            for o in outs:
+                if o.error is not None and o.error.cell == cell and o.error.line and o.case_id.startswith("public"):
+                    errors.setdefault(o.error.line, o.error)
+        lines = []
+        for no, text in enumerate(src.split("\n"), 1):
+            e = errors.get(no)
+            lines.append({"no": no, "text": text, "todo": no in todo, "error": f"{e.type}: {e.message}" if e else None,
+                          "caret": " " * max((e.caret or 1) - 1, 0) + "^" if e and e.caret else None})
+        return {"cell": cell, "lines": lines}
+
+    # -- what broke, notices, environment ------------------------------------------------------
+    def what_broke(self) -> list[dict]:
+        """Each root error of the public run, with the items it cost (errors that follow from it included)."""
+        if self.r.run is None:
+            return []
+        roots: dict[tuple, dict] = {}
+        for i in self.r.items:
+            if i.status != "error":
+                continue
+            ri = self.rubric_item(i.id)
+            name = ri.name if ri and ri.name else i.id
+            key = self.r.layout.checkpoints.get(name) if self.r.layout else None
+            err = None
+            if key is not None:
+                cell, block = (int(x) for x in key.split("."))
+                cr = next((c for c in self.r.run.cells if c.run == "public" and c.cell == cell and c.block == block), None)
+                err = cr.error if cr else None
+            else:
+                err = next((o.error for o in self.r.run.calls.get(i.id, ()) if o.error is not None), None)
+            if err is None:
+                continue
+            root = diagnose.root_cause(err, self.broken)
+            k = (root.cell, root.line, root.type, root.message)
+            entry = roots.setdefault(k, {"error": _error_view(root, self.lang), "cost": [], "lost": 0.0,
+                                         "hint": self.rich(diagnose.error_hint(root, self.sources.get(root.cell, ""), self.broken))})
+            entry["cost"].append(ri.title(self.lang) + f" ({i.id})" if ri else i.id)
+            entry["lost"] += i.max_points - i.points
+        for e in roots.values():
+            e["lost"] = _pts(e["lost"])
+        return list(roots.values())
+
+    def notices(self) -> list[str]:
+        out = []
+        run, lang = self.r.run, self.lang
+        if self.r.load_error:
+            out.append(T["load_error"](lang) + self.r.load_error(lang))
+        if run is not None:
+            if run.limit_hit:
+                out.append(T["limit_hit"](lang) + run.limit_hit)
+            if run.sandbox == "none":
+                out.append(T["no_sandbox"](lang))
+            out += [T["sandbox_note"](lang) + n for n in run.notes]
+        if self.r.layout:
+            out += [t(lang) for t in self.r.layout.skipped]
+        out += [t(lang) for t in self.r.submission.notes]
+        return out
+
+    def environment(self) -> list[tuple[str, str]]:
+        env = dict(self.r.environment or {})
+        seeds = env.pop("seeds", None) or {}
+        rows = [(k, str(env[k])) for k in ("python", "torch", "numpy", "sandbox", "platform") if env.get(k)]
+        if seeds:   # the student sees how many hidden seeds there were, never which
+            rows.append(("seeds", T["seeds"](self.lang).format(public=seeds.get("public"), hidden=seeds.get("hidden"))))
+        if self.instructor:
+            rows += [("rubric", self.r.rubric_path), ("rubric sha256", str(env.get("rubric_sha256", ""))),
+                     ("submission sha256", self.r.submission.sha256), ("file", self.r.submission.path)]
+        return rows
+
+    def runs(self) -> list[dict]:
+        if self.r.run is None:
+            return []
+        return [{"cell": c.cell, "block": c.block, "run": c.run, "status": c.status, "seconds": f"{c.seconds:.3f}",
+                 "note": c.note, "stdout": (c.stdout or "")[-600:], "error": f"{c.error.type}: {c.error.message}" if c.error else ""}
+                for c in self.r.run.cells]
+
+
+# --- values ---------------------------------------------------------------------------------------
+def _num(x) -> str:
+    if isinstance(x, bool):
+        return "T" if x else "F"
+    if isinstance(x, float):
+        return f"{x:.4g}" if math.isfinite(x) else str(x)
+    return str(x)
+
+
+def _summary(t: torch.Tensor) -> str:
+    return f"tensor{tuple(t.shape)} {str(t.dtype).replace('torch.', '')}"
+
+
+def _value(v) -> dict:
+    """A value as a table (small tensors), or a one-line summary."""
+    if isinstance(v, torch.Tensor):
+        if 0 < v.numel() <= MAX_TABLE and v.dim() <= 2:
+            return {"summary": _summary(v), "table": _rows(v, None)}
+        return {"summary": _summary(v), "table": None}
+    return {"summary": _num(v) if not isinstance(v, (tuple, list)) else repr(v), "table": None}
+
+
+def _rows(t: torch.Tensor, diff: torch.Tensor | None) -> list[list[dict]]:
+    t2 = t.reshape(1, -1) if t.dim() < 2 else t
+    d2 = None if diff is None else (diff.reshape(1, -1) if diff.dim() < 2 else diff)
+    return [[{"v": _num(x), "diff": bool(d2[r, c]) if d2 is not None else False} for c, x in enumerate(row)]
+            for r, row in enumerate(t2.tolist())]
+
+
+def _components(value, names: tuple) -> list[tuple[str, object]]:
+    if isinstance(value, tuple) and len(value) == len(names):
+        return list(zip(names, value))
+    return [(names[0], value)]
+
+
+def _slice(e: torch.Tensor, g: torch.Tensor):
+    """A 2-D view of two same-shaped tensors: the leading index where they differ most."""
+    if e.dim() <= 2:
+        return e, g, ""
+    err = (e.double() - g.double()).abs().nan_to_num(nan=1e9, posinf=1e9)
+    lead = [int(i) for i in (err == err.max()).nonzero()[0][:-2]] if err.numel() else [0] * (e.dim() - 2)
+    idx = tuple(lead)
+    return e[idx], g[idx], "[" + ", ".join(map(str, lead)) + ", :, :]"
+
+
+def _compare_view(name: str, e, g) -> dict:
+    view = {"name": name, "expected": _value(e) if e is not None else None, "got": _value(g) if g is not None else None,
+            "table": None, "heatmaps": None, "slice": ""}
+    if not (isinstance(e, torch.Tensor) and isinstance(g, torch.Tensor) and e.shape == g.shape and e.numel()):
+        return view
+    es, gs, label = _slice(e, g)
+    if es.numel() > MAX_TABLE:
+        return view
+    if es.is_floating_point() or gs.is_floating_point():
+        e64, g64 = es.double(), gs.double()
+        diff = ~torch.isclose(g64, e64, rtol=1e-4, atol=1e-5, equal_nan=True)
+    else:
+        diff = es.long() != gs.long()
+    view.update(slice=label, table={"expected": _rows(es, None), "got": _rows(gs, diff), "n_diff": int(diff.sum())})
+    if name in HEATMAP_OUTPUTS and es.dim() == 2 and es.is_floating_point() and gs.is_floating_point():
+        view["heatmaps"] = _heatmaps(es.double(), gs.double())
+    return view
+
+
+# --- heatmaps (inline SVG) ------------------------------------------------------------------------
+CELL = 22
+
+
+def _mix(a: tuple, b: tuple, t: float) -> str:
+    t = min(max(t, 0.0), 1.0)
+    return "#%02x%02x%02x" % tuple(round(x + (y - x) * t) for x, y in zip(a, b))
+
+
+def _heat(m: torch.Tensor, color, title: str) -> dict:
+    rows, cols = m.shape
+    cells = [{"x": c * CELL, "y": r * CELL, "fill": color(float(m[r, c])), "title": f"[{r}, {c}] = {_num(float(m[r, c]))}"}
+             for r in range(rows) for c in range(cols)]
+    return {"title": title, "width": cols * CELL, "height": rows * CELL, "cells": cells, "size": CELL}
+
+
+def _heatmaps(e: torch.Tensor, g: torch.Tensor) -> list[dict]:
+    both = torch.cat([e.flatten(), g.flatten()])
+    both = both[torch.isfinite(both)]
+    lo, hi = (float(both.min()), float(both.max())) if both.numel() else (0.0, 1.0)
+    span = hi - lo or 1.0
+    white, blue, red = (255, 255, 255), (31, 78, 156), (200, 40, 40)
+
+    def seq(x):
+        return "#999999" if not math.isfinite(x) else _mix(white, blue, (x - lo) / span)
+    d = (g - e).nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)
+    m = float(d.abs().max()) or 1.0
+
+    def div(x):
+        return _mix(white, red, x / m) if x >= 0 else _mix(white, blue, -x / m)
+    return [_heat(g, seq, "yours"), _heat(e, seq, "reference"), _heat(d, div, "difference")]
+
+
+# --- boxes (inline SVG) ---------------------------------------------------------------------------
+def _box_views(name: str, c: CaseCheck, lang: str) -> list[dict]:
+    """Drawings for detection items: NMS's kept boxes (yours vs the reference's), IoU's two sets,
+    decoded boxes. Only public cases get here (hidden cases have no inputs in the result)."""
+    args = c.inputs or ()
+    if name not in BOX_ITEMS or len(args) < 2 or not all(isinstance(a, torch.Tensor) for a in args[:2]):
+        return []
+    if name == "nms":
+        boxes = args[0]
+        panels = []
+        for title, keep in ((T["yours_kept"](lang), c.got), (T["reference_kept"](lang), c.expected)):
+            kept = _indices(keep, len(boxes))
+            scores = args[1].tolist() if args[1].dim() == 1 and len(args[1]) == len(boxes) else [None] * len(boxes)
+            kept = kept or []
+            shapes = [(b, "kept" if k in kept else "dropped",
+                       f"{k}" + (f" ({_num(sc)})" if sc is not None else "") + (f" #{kept.index(k) + 1}" if k in kept else ""))
+                      for k, (b, sc) in enumerate(zip(boxes.tolist(), scores))]
+            panels.append(_panel(title, shapes, boxes))
+        return panels
+    if name == "box_iou":
+        shapes = [(b, "set1", f"a{k}") for k, b in enumerate(args[0].tolist())] + \
+                 [(b, "set2", f"b{k}") for k, b in enumerate(args[1].tolist())]
+        return [_panel(T["iou_boxes"](lang), shapes, torch.cat([args[0], args[1]]))]
+    shapes = [(b, "dropped", f"p{k}") for k, b in enumerate(args[0].tolist())]
+    every = [args[0]]
+    for cls, v in (("reference", c.expected), ("yours", c.got)):
+        if isinstance(v, torch.Tensor) and v.dim() == 2 and v.shape[-1] == 4 and torch.isfinite(v).all():
+            shapes += [(b, cls, "") for b in v.tolist()]
+            every.append(v)
+    return [_panel(T["decoded_boxes"](lang), shapes, torch.cat(every))]
+
+
+def _indices(keep, n: int) -> list[int] | None:
+    if not isinstance(keep, torch.Tensor) or keep.dim() != 1 or keep.is_floating_point() or keep.dtype == torch.bool:
+        return None
+    ks = [int(k) for k in keep.tolist()]
+    return ks if all(0 <= k < n for k in ks) else None
+
+
+def _panel(title: str, shapes, everything: torch.Tensor, width: int = 260) -> dict:
+    if everything.numel() == 0 or len(shapes) > MAX_BOXES:
+        return {"title": title, "width": width, "height": 40, "boxes": [], "empty": True}
+    x1, y1 = float(everything[:, 0].min()), float(everything[:, 1].min())
+    x2, y2 = float(everything[:, 2].max()), float(everything[:, 3].max())
+    pad = 0.05 * max(x2 - x1, y2 - y1, 1.0)
+    x1, y1, x2, y2 = x1 - pad, y1 - pad, x2 + pad, y2 + pad
+    s = width / max(x2 - x1, 1e-6)
+    height = max(round((y2 - y1) * s), 40)
+    boxes = []
+    for (a, b, c, d), cls, label in shapes:
+        boxes.append({"x": round((a - x1) * s, 1), "y": round((b - y1) * s, 1), "w": round(max(c - a, 0) * s, 1),
+                      "h": round(max(d - b, 0) * s, 1), "cls": cls, "label": label,
+                      # labels at the bottom-left corner: nested boxes often share their top-left one
+                      "lx": round((a - x1) * s + 3, 1), "ly": round((d - y1) * s - 3, 1),
+                      "title": f"{label} ({_num(a)}, {_num(b)}, {_num(c)}, {_num(d)})"})
+    return {"title": title, "width": width, "height": height, "boxes": boxes, "empty": False}
+
+
+def _error_view(e: ErrorInfo, lang: str) -> dict:
+    where = T["where"](lang).format(cell=e.cell, line=e.line) if e.line else (T["where_cell"](lang).format(cell=e.cell) if e.cell else "")
+    return {"type": e.type, "message": e.message, "where": where, "source_line": e.source_line,
+            "caret": " " * max((e.caret or 1) - 1, 0) + "^" if e.caret else None,
+            "traceback": e.traceback.strip() if e.traceback else ""}

@@ -1,0 +1,255 @@
+"""`batch` end to end: real bwrap sandbox, real SQLite file, real output folder.
+
+007_partly_broken is left out: its infinite loop costs ~10 s and teaches the batch nothing new.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, RUBRIC, SAMPLES, needs_bwrap
+
+pytestmark = needs_bwrap
+
+# What `grade` gives each sample (checked by running it): the batch must give exactly this.
+EXPECTED = {"000_be4a6993b089033a": 0.0, "001_seed_repaired": 6.0, "002_correct_notebook": 25.0,
+            "003_correct_script": 25.0, "004_attention_mistakes": 19.75, "005_detection_mistakes": 18.25,
+            "006_blank_starter": 0.0, "008_no_scale_script": 22.0}
+
+
+def copy_samples(dest, names):
+    dest.mkdir(parents=True, exist_ok=True)
+    for n in names:
+        shutil.copytree(SAMPLES / n, dest / n)
+    return dest
+
+
+def batch(subs, out, **kw):
+    from grader.batch import run_batch
+    args = dict(jobs=2, force=False, dask_address=None, sandbox="bwrap", lang="en", progress=False, timeout=3)
+    args.update(kw)
+    return run_batch(subs, RUBRIC, out, **args)
+
+
+def csv_totals(out):
+    with open(out / "grades.csv", encoding="utf-8") as f:
+        return {r["student"]: float(r["total"]) for r in csv.DictReader(f)}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    subs = copy_samples(tmp_path_factory.mktemp("subs"), EXPECTED)
+    out = tmp_path_factory.mktemp("out")
+    summary = batch(subs, out)
+    return subs, out, summary
+
+
+def test_batch_gives_exact_grades_in_csv_and_sqlite(graded):
+    subs, out, summary = graded
+    assert summary.graded == len(EXPECTED) and not summary.errors
+    assert csv_totals(out) == EXPECTED
+    db = sqlite3.connect(out / "gradebook.sqlite")
+    rows = dict(db.execute("SELECT student, score FROM runs"))
+    assert rows == EXPECTED
+    with open(out / "grades.csv", encoding="utf-8") as f:
+        row = next(r for r in csv.DictReader(f) if r["student"] == "004_attention_mistakes")
+    assert float(row["attention"]) == 0.25 and float(row["box_iou"]) == 2.0
+    for s in EXPECTED:
+        result = json.loads((out / "results" / f"{s}.json").read_text(encoding="utf-8"))
+        assert result["schema"] == 1 and result["score"] == EXPECTED[s]
+    page = (out / "summary.html").read_text(encoding="utf-8")
+    for needle in ("Score histogram", "Per-item pass rate", "softmax-dim0", "Similar submissions",
+                   "004_attention_mistakes"):
+        assert needle in page
+
+
+def test_rerun_grades_nothing(graded):
+    subs, out, _ = graded
+    before = sqlite3.connect(out / "gradebook.sqlite").execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+    summary = batch(subs, out)
+    assert summary.graded == 0 and summary.skipped == len(EXPECTED)
+    after = sqlite3.connect(out / "gradebook.sqlite").execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+    assert after == before
+    assert csv_totals(out) == EXPECTED
+
+
+def test_changed_submission_is_regraded(tmp_path):
+    subs = copy_samples(tmp_path / "subs", ["001_seed_repaired", "006_blank_starter"])
+    out = tmp_path / "out"
+    batch(subs, out, jobs=1)
+    shutil.rmtree(subs / "006_blank_starter")
+    shutil.copytree(SAMPLES / "002_correct_notebook", subs / "006_blank_starter")
+    summary = batch(subs, out, jobs=1)
+    assert summary.graded == 1
+    assert csv_totals(out)["006_blank_starter"] == 25.0
+    from grader.gradebook import Gradebook
+    with Gradebook(out / "gradebook.sqlite") as book:       # history kept, latest wins
+        assert [r.score for r in book.history("006_blank_starter")] == [0.0, 25.0]
+
+
+def test_gradescope_results_follow_the_documented_format(graded):
+    _, out, _ = graded
+    gs = json.loads((out / "gradescope" / "004_attention_mistakes" / "results.json").read_text(encoding="utf-8"))
+    assert gs["score"] == 19.75 and isinstance(gs["execution_time"], float)
+    assert gs["visibility"] in ("hidden", "after_due_date", "after_published", "visible")
+    assert gs["stdout_visibility"] in ("hidden", "after_due_date", "after_published", "visible")
+    assert len(gs["tests"]) == 21
+    for t in gs["tests"]:
+        assert set(t) <= {"score", "max_score", "status", "name", "name_format", "number", "output",
+                          "output_format", "tags", "visibility", "extra_data"}
+        assert isinstance(t["score"], float) and isinstance(t["max_score"], float) and t["name"]
+        assert t["status"] in ("passed", "failed") and isinstance(t["tags"], list)
+    assert sum(t["score"] for t in gs["tests"]) == gs["score"]
+    att = next(t for t in gs["tests"] if t["name"].endswith(": attention"))
+    assert att["status"] == "failed" and "softmax-dim0" in att["tags"]
+
+
+def test_bad_inputs_each_get_a_reason(tmp_path):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / "corrupt.ipynb").write_text('{"cells": [', encoding="utf-8")
+    (subs / "empty.py").write_bytes(b"")
+    (subs / "binary.ipynb").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00" + os.urandom(200))
+    (subs / "gbk.py").write_bytes("# 中文注释\nprint('你好')\n".encode("gbk"))
+    two = subs / "two_files"
+    two.mkdir()
+    (two / "a.py").write_text("x = 1\n", encoding="utf-8")
+    (two / "b.ipynb").write_text("{}", encoding="utf-8")
+    # 50 MB of outputs on one tiny cell: loads (under the 64 MB limit) and grades like any other
+    blob = "x" * (50 * 2**20)
+    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+        {"cell_type": "code", "id": "c1", "metadata": {}, "execution_count": 1, "source": "x = 1",
+         "outputs": [{"output_type": "stream", "name": "stdout", "text": blob}]}]}
+    (subs / "huge.ipynb").write_text(json.dumps(nb), encoding="utf-8")
+    out = tmp_path / "out"
+    summary = batch(subs, out)
+    assert summary.graded == 6 and not summary.errors
+    res = {s: json.loads((out / "results" / f"{s}.json").read_text(encoding="utf-8"))
+           for s in ("corrupt", "empty", "binary", "gbk", "two_files", "huge")}
+    assert "broken JSON" in res["corrupt"]["load_error"]
+    assert "empty" in res["empty"]["load_error"]
+    assert "binary" in res["binary"]["load_error"]
+    assert "2 submission files" in res["two_files"]["load_error"]
+    assert res["gbk"]["load_error"] is None and "GBK" in " ".join(res["gbk"]["run"]["load_notes"])
+    assert res["huge"]["load_error"] is None
+    for s in ("corrupt", "empty", "binary", "two_files"):
+        assert res[s]["score"] == 0.0
+    with open(out / "grades.csv", encoding="utf-8") as f:
+        status = {r["student"]: r["status"] for r in csv.DictReader(f)}
+    assert status["corrupt"].startswith("could not be loaded") and status["gbk"] == "graded"
+    assert "could not be loaded" in (out / "summary.html").read_text(encoding="utf-8")
+
+
+_KILLABLE = """
+import sys
+sys.path.insert(0, {root!r})
+from grader.batch import run_batch
+run_batch({subs!r}, {rubric!r}, {out!r}, jobs=1, force=False, dask_address=None, sandbox="bwrap",
+          lang="en", progress=False, timeout=3)
+"""
+
+
+def test_killed_batch_resumes_with_nothing_lost_or_doubled(tmp_path):
+    # 12 students from 3 fast samples, each copy made distinct so none is skipped by hash
+    subs = tmp_path / "subs"
+    names = ["001_seed_repaired", "003_correct_script", "006_blank_starter"]
+    for k in range(12):
+        src = SAMPLES / names[k % 3]
+        shutil.copytree(src, subs / f"s{k:02d}")
+        f = next((subs / f"s{k:02d}").iterdir())
+        f.write_bytes(f.read_bytes() + f"\n# copy {k}\n".encode())
+    out = tmp_path / "out"
+    db = out / "gradebook.sqlite"
+    code = _KILLABLE.format(root=str(ROOT), subs=str(subs), rubric=str(RUBRIC), out=str(out))
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    committed = 0
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and proc.poll() is None:
+        if db.exists():
+            try:
+                committed = sqlite3.connect(db).execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+            except sqlite3.OperationalError:
+                committed = 0
+            if committed >= 3:
+                break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)      # the coordinator and its sandbox workers, no goodbye
+    proc.wait()
+    assert 3 <= committed < 12, "the batch should have been killed halfway"
+    kept = sqlite3.connect(db).execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+    summary = batch(subs, out, jobs=1)
+    assert summary.skipped == kept and summary.graded == 12 - kept
+    rows = sqlite3.connect(db).execute("SELECT student, COUNT(*) FROM runs GROUP BY student").fetchall()
+    assert len(rows) == 12 and all(n == 1 for _, n in rows)
+    totals = csv_totals(out)
+    assert [totals[f"s{k:02d}"] for k in range(3)] == [6.0, 25.0, 0.0]
+
+
+def test_manual_scores_survive_force(tmp_path):
+    from grader.batch import review
+    from grader.errors import UsageError
+    subs = copy_samples(tmp_path / "subs", ["003_correct_script", "006_blank_starter"])
+    out = tmp_path / "out"
+    batch(subs, out, jobs=1)
+    sheet = tmp_path / "manual.csv"
+    sheet.write_text("student,item,points,comment\n"
+                     "003_correct_script,written.1.1,1.5,misses the spectral radius\n"
+                     "003_correct_script,box_iou,1,hard-coded the test boxes\n", encoding="utf-8")
+    outcome = review(out, csv_path=sheet)
+    assert len(outcome.recorded) == 2
+    assert csv_totals(out)["003_correct_script"] == 25.0 + 1.5 - 1.0      # exports follow at once
+    with pytest.raises(UsageError, match="did you mean 'written.1.1'"):
+        review(out, student="003_correct_script", item="written.11", points=1)
+    with pytest.raises(UsageError, match="outside"):
+        review(out, student="003_correct_script", item="written.1.2", points=9)
+    summary = batch(subs, out, jobs=1, force=True)
+    assert summary.graded == 2
+    assert csv_totals(out)["003_correct_script"] == 25.5
+    result = json.loads((out / "results" / "003_correct_script.json").read_text(encoding="utf-8"))
+    w = next(i for i in result["items"] if i["id"] == "written.1.1")
+    assert w["points"] == 1.5 and "misses the spectral radius" in w["message"]
+    with open(out / "grades.csv", encoding="utf-8") as f:
+        row = next(r for r in csv.DictReader(f) if r["student"] == "003_correct_script")
+    assert "hard-coded the test boxes" in row["manual"] and row["box_iou"] == "1"
+    gs = json.loads((out / "gradescope" / "003_correct_script" / "results.json").read_text(encoding="utf-8"))
+    assert gs["score"] == 25.5
+
+
+def test_review_lists_concepts_as_suggestions(tmp_path):
+    from grader.batch import review
+    from grader.gradebook import concept_hits
+    from grader.rubric import load_rubric
+    item = load_rubric(RUBRIC).item("written.1.2")
+    hits = dict(concept_hits("Clip when the gradient norm exceeds a threshold; 梯度爆炸", item.concepts))
+    assert hits["阈值 / threshold"] == "threshold" and hits["梯度爆炸 / exploding gradients"] == "梯度爆炸"
+    assert hits["按比例缩放 / rescale"] is None
+    subs = copy_samples(tmp_path / "subs", ["002_correct_notebook"])
+    out = tmp_path / "out"
+    batch(subs, out, jobs=1)
+    listing = str(review(out, student="002_correct_notebook"))
+    assert "written.1.1: awaiting review" in listing and "answer:" in listing
+
+
+def test_dask_local_cluster_gives_the_same_grades(tmp_path, graded):
+    distributed = pytest.importorskip("distributed")
+    names = ["000_be4a6993b089033a", "004_attention_mistakes", "005_detection_mistakes"]
+    subs = copy_samples(tmp_path / "subs", names)
+    out = tmp_path / "out"
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster:
+        summary = batch(subs, out, dask_address=cluster.scheduler_address)
+    assert summary.graded == 3 and not summary.errors
+    local = json.loads((graded[1] / "results" / "004_attention_mistakes.json").read_text(encoding="utf-8"))
+    remote = json.loads((out / "results" / "004_attention_mistakes.json").read_text(encoding="utf-8"))
+    assert csv_totals(out) == {n: EXPECTED[n] for n in names}
+    assert [(i["id"], i["points"], i["status"]) for i in remote["items"]] == \
+           [(i["id"], i["points"], i["status"]) for i in local["items"]]
