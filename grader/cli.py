@@ -24,6 +24,28 @@ def _parser() -> argparse.ArgumentParser:
                    help="bwrap (default where installed) or none (unsandboxed)")
     g.add_argument("--timeout", type=float, help="seconds per cell and per function item (overrides the rubric)")
     g.add_argument("--lang", choices=("zh", "en"), help="feedback language (default: the rubric's)")
+    g.add_argument("--html", metavar="OUT.html", help="write the feedback page")
+    g.add_argument("--view", choices=("student", "instructor"), default="student", help="what the page shows")
+
+    b = sub.add_parser("batch", help="grade every submission in a folder: feedback, gradebook, exports")
+    b.add_argument("submissions")
+    b.add_argument("--rubric", default=str(DEFAULT_RUBRIC))
+    b.add_argument("--out", default="out")
+    b.add_argument("--jobs", type=int, default=0, help="parallel sandboxes (default: one per core)")
+    b.add_argument("--force", action="store_true", help="regrade even unchanged submissions")
+    b.add_argument("--dask", metavar="SCHEDULER_ADDRESS", help="grade on a Dask cluster, e.g. tcp://host:8786")
+    b.add_argument("--sandbox", choices=("bwrap", "none"), default="bwrap",
+                   help="batch grading refuses to run unsandboxed unless --sandbox none is given")
+    b.add_argument("--timeout", type=float)
+    b.add_argument("--lang", choices=("zh", "en"))
+
+    r = sub.add_parser("review", help="manual scores and overrides (CSV or one at a time); list written answers")
+    r.add_argument("out", help="the batch's output folder")
+    r.add_argument("--csv", help="a CSV of student,item,points,comment")
+    r.add_argument("--student")
+    r.add_argument("--item")
+    r.add_argument("--points", type=float)
+    r.add_argument("--comment")
 
     v = sub.add_parser("validate", help="check a rubric and its reference")
     v.add_argument("rubric", nargs="?", default=str(DEFAULT_RUBRIC))
@@ -43,6 +65,13 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_grade(args)
         if args.command == "validate":
             return cmd_validate(args)
+        if args.command == "batch":
+            return cmd_batch(args)
+        if args.command == "review":
+            from .gradebook import review
+            print(review(args.out, csv_path=args.csv, student=args.student, item=args.item, points=args.points,
+                         comment=args.comment))
+            return 0
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -56,8 +85,8 @@ def cmd_grade(args) -> int:
     from .pipeline import Grader
     from .report import table, to_json
     from .sandbox import default_kind
-    if args.json and len(args.submission) > 1:
-        raise UsageError("--json takes one submission; use `grade batch` for many")
+    if (args.json or args.html) and len(args.submission) > 1:
+        raise UsageError("--json and --html take one submission; use `grade.py batch` for many")
     sandbox = args.sandbox or default_kind()
     with Grader(args.rubric, sandbox=sandbox, timeout=args.timeout) as grader:
         lang = args.lang or grader.rubric.lang
@@ -70,6 +99,21 @@ def cmd_grade(args) -> int:
             if args.json:
                 Path(args.json).write_text(json.dumps(to_json(result, lang), ensure_ascii=False, indent=1),
                                            encoding="utf-8")
+            if args.html:
+                from .feedback import write_feedback
+                write_feedback(result, args.html, lang, view=args.view, rubric=grader.rubric)
+    return 0
+
+
+def cmd_batch(args) -> int:
+    from .batch import run_batch
+    summary = run_batch(args.submissions, args.rubric, args.out, jobs=args.jobs, force=args.force,
+                        dask_address=args.dask, sandbox=args.sandbox, lang=args.lang, timeout=args.timeout)
+    print(f"{summary.total} submissions: {summary.graded} graded, {summary.skipped} unchanged, "
+          f"{summary.failed} with problems; {summary.rate:.1f}/s. Results in {summary.out_dir}/ "
+          f"(summary.html, grades.csv, gradebook.sqlite)")
+    for student, why in summary.errors.items():
+        print(f"  {student}: not graded: {why}", file=sys.stderr)
     return 0
 
 
