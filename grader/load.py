@@ -50,6 +50,8 @@ def load_submission(path: str | Path, student: str | None = None) -> Submission:
         raise SubmissionError(file, f"is {len(raw) // 2**20} MB; the limit is {MAX_BYTES // 2**20} MB "
                               "(clear the notebook's outputs and submit again)",
                               f"文件大小 {len(raw) // 2**20} MB，超过上限 {MAX_BYTES // 2**20} MB（请清除输出后重新提交）")
+    if not raw.strip():
+        raise SubmissionError(file, "is empty", "文件为空")
     text, notes = decode_text(raw, file)
     fmt = file.suffix.lower().lstrip(".")
     if fmt == "ipynb":

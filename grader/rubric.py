@@ -253,7 +253,8 @@ def load_rubric(path: str | Path) -> Rubric:
 
 
 def _item(raw: dict, index: int, default_tol: Tolerance, parts: tuple[Part, ...], path: Path) -> Item:
-    where = f"items[{index}]" + (f" ({raw['id']!r})" if isinstance(raw, dict) and isinstance(raw.get("id"), str) else "")
+    named = isinstance(raw, dict) and isinstance(raw.get("id"), str)
+    where = f"item {raw['id']!r}" if named else f"items[{index}] (the {index + 1}th [[items]] table)"
     d = _check(raw, _ITEM, where, path)
     where = f"item {d['id']!r}"
     kind = _choice(d["kind"], KINDS, path, where, "kind")
