@@ -107,3 +107,23 @@ def test_later_cell_reusing_a_name_does_not_clobber_the_checkpoint(bwrap_grader,
     body = PART_A + "\n# %%\nQ = None  # reused later for something else\n"
     item = next(i for i in bwrap_grader.grade(_script(tmp_path, body)).items if i.id == "Q")
     assert item.status == "pass"
+
+
+def test_without_a_sandbox_the_same_grades_and_it_says_so():
+    from grader.pipeline import Grader
+    with Grader(ROOT / "rubrics" / "hw2.toml", sandbox="none") as g:
+        result = g.grade(SAMPLES / "004_attention_mistakes")
+    assert result.score == SCORES["004_attention_mistakes"] and statuses(result) == GOLDEN["004_attention_mistakes"]
+    assert result.run.sandbox == "none" and "not sandboxed" in result.run.notes[0]
+
+
+def test_cli_exit_codes_and_json(tmp_path):
+    from grader.cli import main
+    out = tmp_path / "r.json"
+    assert main(["grade", str(SAMPLES / "001_seed_repaired"), "--json", str(out), "--timeout", "3"]) == 0
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["schema"] == 1 and data["score"] == 6.0 and data["max_score"] == 40.0
+    assert [i["status"] for i in data["items"][:6]] == ["pass"] * 6 and data["run"]["sandbox"] == "bwrap"
+    assert main(["grade", str(tmp_path / "nope.py")]) == 0          # a missing file is a result, not a crash
+    assert main(["grade", "x.py", "--rubric", str(tmp_path / "none.toml")]) == 2
+    assert main(["frobnicate"]) == 2

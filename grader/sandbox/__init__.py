@@ -49,6 +49,7 @@ class Worker:
         self.notes: tuple[str, ...] = ()
         self.job_uid: int | None = None
         self._counter = 0
+        self._tmp = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -98,6 +99,9 @@ class Worker:
             for s in (self.proc.stdin, self.proc.stdout, self._stderr):
                 s.close()
             self.proc = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
 
     def __enter__(self):
         self.start()
@@ -113,7 +117,9 @@ class Worker:
         if self.proc is None:
             self.start()
         self._counter += 1
-        spec = dict(spec, id=self._counter, tmp="/tmp" if self.kind == "bwrap" else _local_tmp())
+        if self.kind != "bwrap" and self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="grader-jobs-")   # one per worker, removed on close
+        spec = dict(spec, id=self._counter, tmp="/tmp" if self.kind == "bwrap" else self._tmp.name)
         spec["limits"] = dict(spec["limits"], nproc=self._nproc(spec["limits"]["processes"]))
         try:
             data = json.dumps(spec).encode()
@@ -178,8 +184,3 @@ class Worker:
             return self._stderr.read()[-2000:].decode(errors="replace").strip()
         except Exception:
             return ""
-
-
-def _local_tmp() -> str:
-    import tempfile
-    return tempfile.mkdtemp(prefix="grader-job-")
