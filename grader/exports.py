@@ -148,9 +148,7 @@ def pages(out: Path) -> set[str]:
 
 
 def render_summary(out: Path, data: dict) -> Path:
-    from jinja2 import Environment, FileSystemLoader, select_autoescape
-    env = Environment(loader=FileSystemLoader(str(Path(__file__).parent / "templates")),
-                      autoescape=select_autoescape(["html", "j2"]))
+    from .templating import template
     path = out / "summary.html"
-    write_atomic(path, env.get_template("summary.html.j2").render(**data))
+    write_atomic(path, template("summary.html.j2").render(**data))
     return path

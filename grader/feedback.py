@@ -14,10 +14,10 @@ import math
 import re
 from pathlib import Path
 
-import jinja2
 import torch
 
 from . import diagnose
+from .templating import template
 from .model import CaseCheck, ErrorInfo, GradeResult, ItemResult, Text
 
 # Every fixed string of the page, in both languages; the template gets them as `page.t`.
@@ -66,7 +66,6 @@ STATUS = {k: Text(zh, en) for k, (zh, en) in {
     "pass": ("通过", "pass"), "partial": ("部分正确", "partial"), "fail": ("未通过", "fail"),
     "error": ("出错", "error"), "missing": ("未完成", "missing"), "manual": ("人工评阅", "manual review")}.items()}
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
 MAX_TABLE = 100        # elements: larger tensors are summarised, not tabulated
 MAX_BOXES = 40
 HEATMAP_OUTPUTS = ("attention", "score", "weights")
@@ -76,9 +75,7 @@ BOX_ITEMS = ("nms", "box_iou", "decode_boxes")
 def render_feedback(result: GradeResult, lang: str = "zh", view: str = "student", rubric=None) -> str:
     if view not in ("student", "instructor"):
         raise ValueError(f"view must be 'student' or 'instructor', not {view!r}")
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    return env.get_template("feedback.html.j2").render(page=prepare(result, lang, view, rubric))
+    return template("feedback.html.j2").render(page=prepare(result, lang, view, rubric))
 
 
 def write_feedback(result: GradeResult, path, lang: str = "zh", view: str = "student", rubric=None) -> None:
