@@ -47,8 +47,29 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--points", type=float)
     r.add_argument("--comment")
 
-    v = sub.add_parser("validate", help="check a rubric and its reference")
+    v = sub.add_parser("validate", help="check an assignment end to end: solution full marks, starter zero, "
+                       "every known mistake caught, the pack builds, the starter is up to date")
     v.add_argument("rubric", nargs="?", default=str(DEFAULT_RUBRIC))
+    v.add_argument("--sandbox", choices=("bwrap", "none"), default=None)
+
+    k = sub.add_parser("pack", help="build the student pack: starter, public checks, public rubric")
+    k.add_argument("rubric", nargs="?", default=str(DEFAULT_RUBRIC))
+    k.add_argument("--out", required=True, help="the pack's folder, e.g. dist/hw2/")
+
+    c = sub.add_parser("check", help="students: check a submission against the pack's public checks")
+    c.add_argument("submission")
+    c.add_argument("--checks", metavar="FILE.checks.safetensors", help="default: the one beside the submission")
+    c.add_argument("--html", metavar="OUT.html", help="feedback page (default: <submission>.feedback.html beside it)")
+    c.add_argument("--junit", metavar="OUT.xml", help="write JUnit XML, one testcase per item")
+    c.add_argument("--fail-under", type=float, metavar="POINTS", help="exit 1 only when the score is below POINTS")
+    c.add_argument("--sandbox", choices=("bwrap", "none"), default=None)
+    c.add_argument("--timeout", type=float)
+    c.add_argument("--lang", choices=("zh", "en"))
+
+    e = sub.add_parser("release", help="make the starter from a solution notebook (#todo blanks, no hidden tests)")
+    e.add_argument("solution")
+    e.add_argument("--out", required=True, metavar="STARTER.ipynb")
+    e.add_argument("--py", metavar="STARTER.py", help="also write the starter as a percent-format script")
     return p
 
 
@@ -67,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_validate(args)
         if args.command == "batch":
             return cmd_batch(args)
+        if args.command == "pack":
+            return cmd_pack(args)
+        if args.command == "check":
+            return cmd_check(args)
+        if args.command == "release":
+            return cmd_release(args)
         if args.command == "review":
             from .gradebook import review
             print(review(args.out, csv_path=args.csv, student=args.student, item=args.item, points=args.points,
@@ -118,16 +145,54 @@ def cmd_batch(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from .expected import Reference
-    from .rubric import load_rubric
-    rubric = load_rubric(args.rubric)
-    ref = Reference(rubric)
-    ref.check()
-    n_cases = sum(len(ref.cases(i)) for i in rubric.items_of("function"))
-    print(f"{rubric.path}: {len(rubric.items)} items, {n_cases} function cases, "
-          f"{sum(len(i.mistakes) for i in rubric.items)} known mistakes: OK")
+    from .sandbox import default_kind
+    from .validate import validate
+    problems = validate(args.rubric, sandbox=args.sandbox or default_kind(), log=print)
+    if problems:
+        print(f"{args.rubric}: {len(problems)} problem(s):", file=sys.stderr)
+        for p in problems:
+            print(f"  - {p}", file=sys.stderr)
+        return 1
+    print(f"{args.rubric}: OK")
     return 0
 
+
+def cmd_pack(args) -> int:
+    from .pack import build_pack
+    files = build_pack(args.rubric, args.out)
+    print(f"pack written to {args.out}: " + ", ".join(f.name for f in files))
+    return 0
+
+
+def cmd_check(args) -> int:
+    from .check import exit_code, junit_xml, open_checker
+    from .feedback import write_feedback
+    from .report import table
+    sub = Path(args.submission)
+    if not sub.exists():
+        raise UsageError(f"{sub}: no such file; pass the notebook (.ipynb) or script (.py) you filled in")
+    with open_checker(sub, args.checks, args.sandbox, args.timeout) as grader:
+        lang = args.lang or grader.rubric.lang
+        if grader.worker.kind == "none":
+            print("warning: bubblewrap is not installed: your code runs without a sandbox" if lang == "en"
+                  else "警告：未安装 bubblewrap，代码在沙箱外运行", file=sys.stderr)
+        result = grader.grade(sub)
+        print(table(result, lang))
+        print(" public checks only: the grade also uses hidden cases" if lang == "en"
+              else " 仅运行公开测试；最终成绩还包括隐藏测试")
+        html = Path(args.html) if args.html else (sub if sub.is_dir() else sub.parent) / f"{sub.stem}.feedback.html"
+        write_feedback(result, html, lang, view="student", rubric=grader.rubric)
+        print(f" feedback: {html}")
+        if args.junit:
+            Path(args.junit).write_bytes(junit_xml(result, grader.rubric, lang))
+        return exit_code(result, grader.rubric, args.fail_under)
+
+
+def cmd_release(args) -> int:
+    from .release import release
+    written = release(args.solution, args.out, args.py)
+    print("written: " + ", ".join(str(p) for p in written))
+    return 0
 
 if __name__ == "__main__":
     sys.exit(main())

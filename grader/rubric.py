@@ -9,6 +9,7 @@ import difflib
 import hashlib
 import sys
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from .errors import RubricError
@@ -110,7 +111,7 @@ class Rubric:
                 return it
         raise KeyError(item_id)
 
-    @property
+    @cached_property
     def runs(self) -> tuple[tuple[str, int], ...]:
         """(label, seed) for every run a script item is graded under; the public one first."""
         hidden = tuple((f"hidden-{i}", s) for i, s in enumerate(self.hidden_seeds, 1))

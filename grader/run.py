@@ -7,6 +7,7 @@ every field type-checked. Nothing is unpickled, imported or evaluated.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 
@@ -33,7 +34,7 @@ def build_job(rubric: Rubric, layout: Layout, reference: Reference, timeout: flo
     blocks = [{"key": b.key, "cell": b.cell, "source": b.source, "capture": capture_at.get(b.key, [])}
               for b in layout.blocks]
     last_capture = max((i for i, b in enumerate(blocks) if b["capture"]), default=-1)
-    calls, blob = _calls(reference)
+    calls, blob, calls_key = _calls(reference)
     runs = []
     for label, seed in rubric.runs:
         if label == "public":
@@ -43,10 +44,10 @@ def build_job(rubric: Rubric, layout: Layout, reference: Reference, timeout: flo
     lim = rubric.limits
     limits = {"cell_seconds": timeout or lim.cell_seconds, "memory_mb": lim.memory_mb, "processes": lim.processes,
               "output_kb": lim.output_kb, "file_mb": lim.file_mb, "max_elements": lim.max_elements}
-    return {"runs": runs, "limits": limits}, blob
+    return {"runs": runs, "limits": limits, "calls_key": calls_key}, blob
 
 
-def _calls(reference: Reference) -> tuple[list, bytes]:
+def _calls(reference: Reference) -> tuple[list, bytes, str]:
     """The function calls and their inputs are the same for every submission: built once per Reference."""
     cached = getattr(reference, "_job_calls", None)
     if cached is None:
@@ -58,7 +59,8 @@ def _calls(reference: Reference) -> tuple[list, bytes]:
                      for c in reference.cases(item)]
             calls.append({"item": item.id, "name": item.name, "cases": cases})
         blob = st.save({k: v.detach().clone().contiguous() for k, v in tensors.items()}) if tensors else b""
-        cached = reference._job_calls = (calls, blob)
+        key = hashlib.sha256(json.dumps(calls).encode() + blob).hexdigest()[:16]
+        cached = reference._job_calls = (calls, blob, key)
     return cached
 
 

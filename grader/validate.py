@@ -1,0 +1,166 @@
+"""`grade.py validate RUBRIC`: is this assignment ready to hand out? Each check reports what failed
+and goes on, so one run lists every problem:
+
+1. the rubric loads and every function it names resolves;
+2. the committed starter files are what `release` makes of the solution notebook
+   (`<reference>/solution.ipynb`), byte for byte;
+3. every known mistake is caught by its item: it fails the item (unless its credit is full) and
+   the item shows that mistake's hint;
+4. the pack builds and loads back;
+5. in the sandbox: the solution notebook scores full marks on every auto-graded item, through the
+   instructor's grader and through the pack's self-check; each unmodified starter scores zero on
+   every item.
+
+Why (3) scores the mistakes' values instead of grading a notebook per mistake: a mistake is
+declared by its *values* (`mistakes.<fn>` on the case inputs), and that is all the scorer ever sees
+of a submission's function (the values it returns, case by case). Handing `score_items` a run
+whose calls return exactly the mistake's values therefore tests the very decision a student's
+notebook would get, for every seed and case, in milliseconds and without writing a notebook per
+mistake (which would need the mistake's source spliced into the solution, helpers and all). Where a
+mistake raises on some case, the run says the function raised there, as the sandbox would.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from .errors import GraderError
+from .expected import Reference
+from .model import CallOutcome, ErrorInfo, Layout, RunResult, Value
+from .rubric import Item, Rubric, load_rubric
+from .score import score_items
+
+NO_LAYOUT = dict(blocks=(), blanks=(), unfilled=frozenset(), skipped=(), written=())
+
+
+def validate(rubric_path: str | Path, sandbox: str = "bwrap", log: Callable[[str], None] = lambda s: None) -> list[str]:
+    """Every problem found, as a sentence that names the file or item and the fix; [] when ready."""
+    try:
+        rubric = load_rubric(rubric_path)
+        ref = Reference(rubric)
+        ref.check()
+    except GraderError as e:
+        return [str(e)]
+    problems: list[str] = []
+    solution = rubric.reference / "solution.ipynb"
+    for step, run in (("starter up to date", lambda: starter_problems(rubric, solution)),
+                      ("known mistakes caught", lambda: mistake_problems(rubric, ref)),
+                      ("solution, starter and pack graded", lambda: grading_problems(rubric, ref, solution, sandbox))):
+        found = run()
+        log(f"{step}: {'OK' if not found else f'{len(found)} problem(s)'}")
+        problems += found
+    return problems
+
+
+# --- 2. the starter is the released solution -----------------------------------------------------
+def starter_problems(rubric: Rubric, solution: Path) -> list[str]:
+    from .release import ReleaseError, notebook_text, percent_script, starter_notebook
+    import json
+    if not solution.is_file():
+        return [f"{solution}: no solution notebook; validate grades it and releases the starter from it"]
+    try:
+        starter = starter_notebook(json.loads(solution.read_text(encoding="utf-8")), solution)
+    except (ReleaseError, ValueError) as e:
+        return [f"{solution}: {e}"]
+    made = {".ipynb": notebook_text(starter), ".py": percent_script(starter)}
+    problems = []
+    for path in rubric.starter:
+        if path.suffix not in made:
+            continue
+        if not path.is_file() or path.read_text(encoding="utf-8") != made[path.suffix]:
+            problems.append(f"{path} is not what `release` makes of {solution.name}: run `python grade.py release "
+                            f"{solution} --out {path.with_suffix('.ipynb')} --py {path.with_suffix('.py')}`")
+    return problems
+
+
+# --- 3. known mistakes ------------------------------------------------------------------------------
+def mistake_problems(rubric: Rubric, ref: Reference) -> list[str]:
+    problems = []
+    for item in rubric.items:
+        for m in item.mistakes:
+            alone = dataclasses.replace(rubric, items=(item,))
+            run, layout = (_function_run if item.kind == "function" else _script_run)(rubric, ref, item, m.id)
+            result = score_items(alone, layout, run, ref)[0]
+            if result.mistake == m.id and result.hint == m.hint and (result.status != "pass" or m.credit >= 1.0):
+                continue
+            if result.status == "pass" and result.mistake is None:
+                why = "gives the reference's values on every case, so it can never be told apart"
+            elif result.mistake:
+                why = f"is reported as mistake {result.mistake!r} (same values on every case): remove one or add a case that separates them"
+            else:
+                why = f"is not recognised ({result.status}: {result.message.en[:200]})"
+            problems.append(f"{rubric.path}: item {item.id!r}: mistake {m.id!r} ({m.function}) {why}")
+    return problems
+
+
+def _value(v) -> Value:
+    if v is None:
+        return Value(kind="none")
+    if isinstance(v, bool):
+        return Value(kind="bool", number=v)
+    if isinstance(v, (int, float)):
+        return Value(kind="number", number=v)
+    if isinstance(v, (tuple, list)):
+        return Value(kind="tuple", items=tuple(_value(x) for x in v), type_name=type(v).__name__)
+    return Value(kind="tensor", tensor=v)
+
+
+def _function_run(rubric: Rubric, ref: Reference, item: Item, mistake: str):
+    outcomes = []
+    for case in ref.cases(item):
+        got = ref.mistake(item, mistake, case)   # None: the mistake raised on this case
+        outcomes.append(CallOutcome(case.id, "ok", value=_value(got)) if got is not None else
+                        CallOutcome(case.id, "error", error=ErrorInfo("Exception", "the mistake raised", "")))
+    run = RunResult(sandbox="none", seconds=0.0, student_seconds=0.0, cells=(), captures={},
+                    calls={item.id: tuple(outcomes)})
+    return run, Layout(checkpoints={}, **NO_LAYOUT)
+
+
+def _script_run(rubric: Rubric, ref: Reference, item: Item, mistake: str):
+    captures = {}
+    for label, seed in rubric.runs:
+        values = dict(ref.script_inputs(seed), **ref.script_expected(seed))
+        values[item.name] = ref.script_mistake(item, mistake, seed)
+        captures.update({(label, n): _value(v) if v is not None else Value(kind="absent") for n, v in values.items()})
+    run = RunResult(sandbox="none", seconds=0.0, student_seconds=0.0, cells=(), captures=captures, calls={})
+    return run, Layout(checkpoints={n: "1.0" for (_, n) in captures}, **NO_LAYOUT)
+
+
+# --- 4, 5. the pack, and real grading in the sandbox ------------------------------------------------
+def grading_problems(rubric: Rubric, ref: Reference, solution: Path, sandbox: str) -> list[str]:
+    from .pack import build_pack, load_pack
+    from .pipeline import Grader
+    problems = []
+    with tempfile.TemporaryDirectory(prefix="grader-validate-") as tmp:
+        try:
+            build_pack(rubric.path, tmp)
+            pack_rubric, packed = load_pack(next(Path(tmp).glob("*.checks.safetensors")))
+        except (GraderError, StopIteration) as e:
+            problems.append(f"{rubric.path}: the pack does not build: {e}")
+            pack_rubric = None
+        with Grader(rubric, sandbox=sandbox, reference=ref) as grader:
+            if solution.is_file():
+                problems += _full_marks(grader.grade(solution), rubric, "the solution")
+                if pack_rubric is not None:
+                    # One warm worker serves both graders: a worker runs whatever job it is sent.
+                    checker = Grader(pack_rubric, sandbox=sandbox, reference=packed)
+                    checker.worker = grader.worker
+                    problems += _full_marks(checker.grade(solution), pack_rubric, "the solution (pack self-check)")
+            for starter in rubric.starter:
+                if not starter.is_file():
+                    problems.append(f"{starter}: the starter named in {rubric.path.name} does not exist")
+                    continue
+                scored = [f"{i.id} ({i.points:g})" for i in grader.grade(starter).items if i.points > 0]
+                if scored:
+                    problems.append(f"{starter}: the unmodified starter scores points on {', '.join(scored)}; "
+                                    "those items must start blank (`name = ...` or `raise NotImplementedError`)")
+    return problems
+
+
+def _full_marks(result, rubric: Rubric, what: str) -> list[str]:
+    written = {i.id for i in rubric.items_of("written")}
+    short = [f"{i.id} ({i.status}, {i.points:g}/{i.max_points:g}: {i.message.en[:150]})"
+             for i in result.items if i.id not in written and (i.status != "pass" or i.points < i.max_points)]
+    return [f"{result.submission.path}: {what} does not score full marks on {', '.join(short)}"] if short else []
