@@ -140,6 +140,7 @@ class _Context:
         lay = result.layout
         self.sources = diagnose.cell_sources(lay.blocks) if lay else {}
         self.cells = {c.index: c.source for c in result.submission.cells if c.kind == "code"}
+        self._signatures: dict | None = None
         self.broken = diagnose.broken_cells(result.run.cells, self.sources) if result.run else []
         self.title = rubric.title(lang) if rubric else result.assignment
 
@@ -215,15 +216,17 @@ class _Context:
 
     def _params(self, name: str) -> list[str]:
         """The student's own parameter names for a function item (from their code, not the reference's)."""
-        for src in self.cells.values():
-            try:
-                tree = ast.parse(src)
-            except SyntaxError:
-                continue
-            for node in tree.body:
-                if isinstance(node, ast.FunctionDef) and node.name == name:
-                    return [a.arg for a in node.args.args]
-        return []
+        if self._signatures is None:    # parsed once per page, not once per case shown
+            self._signatures = {}
+            for src in self.cells.values():
+                try:
+                    tree = ast.parse(src)
+                except (SyntaxError, ValueError, RecursionError, MemoryError):
+                    continue
+                for node in tree.body:
+                    if isinstance(node, ast.FunctionDef):
+                        self._signatures.setdefault(node.name, [a.arg for a in node.args.args])
+        return self._signatures.get(name, [])
 
     def _item_error(self, i: ItemResult, name: str) -> dict | None:
         """The item's own error, from the public run: a cell's (script items) or a call's (functions)."""
