@@ -71,14 +71,22 @@ def build_pack(rubric_path: str | Path, out: str | Path) -> list[Path]:
     checks = out / f"{rubric.id}{CHECKS_SUFFIX}"
     checks.write_bytes(checks_bytes(rubric, ref, toml_name, hashlib.sha256(toml_text.encode()).hexdigest()))
     shim = out / "grade.py"
-    shim.write_text('#!/usr/bin/env python3\n"""Self-check: `python grade.py check hw2.ipynb` (needs the grader '
-                    'installed: see README.md)."""\nimport sys\n\nfrom grader.cli import main\n\nif __name__ == '
-                    '"__main__":\n    sys.exit(main(sys.argv[1:]))\n'.replace("hw2", rubric.id), encoding="utf-8")
+    shim.write_text(_SHIM.format(id=rubric.id), encoding="utf-8")
     readme = out / "README.md"
     readme.write_text(_README.format(id=rubric.id, title_zh=rubric.title.zh, title_en=rubric.title.en),
                       encoding="utf-8")
     return written + [out / toml_name, checks, shim, readme]
 
+
+_SHIM = '''#!/usr/bin/env python3
+"""Self-check: `python grade.py check {id}.ipynb` (needs the grader installed: see README.md)."""
+import sys
+
+from grader.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
+'''
 
 _README = """# {title_zh} / {title_en}
 
@@ -248,8 +256,8 @@ def find_checks(submission: str | Path, checks: str | Path | None = None) -> Pat
     if len(found) == 1:
         return found[0]
     if not found:
-        raise PackError(f"no *{CHECKS_SUFFIX} file beside {sub} (in {folder.resolve()}): copy it there from the "
-                        f"assignment pack, or pass --checks PATH")
+        raise PackError(f"no *{CHECKS_SUFFIX} file in {folder.resolve()} (where {sub.name} is checked from): copy it "
+                        f"there from the assignment pack, or pass --checks PATH")
     raise PackError(f"several checks files in {folder}: {', '.join(p.name for p in found)}; choose one with --checks")
 
 

@@ -62,20 +62,22 @@ def _variable(item: Item, rubric: Rubric, layout: Layout, run: RunResult, ref: R
             return _result(item, "error", 0.0, _why_absent(name, cell, run, label), hint=_error_hint(cell, layout, run),
                            cases=tuple(checks))
         m = compare(got, expected, item)
-        why = None if m.passed else _explain_variable(item, rubric, run, ref, label, seed, got)
+        why = [] if m.passed else _explain_variable(item, rubric, run, ref, label, seed, got)
         checks.append(CaseCheck(case_id=label, run=label, public=public, passed=m.passed, message=m.message,
-                                mistake=why[0] if why else None, max_abs=m.max_abs, max_rel=m.max_rel, where=m.where,
+                                mistake=why[0][0] if why else None, max_abs=m.max_abs, max_rel=m.max_rel, where=m.where,
                                 n_diff=m.n_diff, expected=expected if public else None, got=got.tensor if public else None))
         if not m.passed:
             explanations.append(why)
     return _verdict(item, checks, explanations)
 
 
-def _explain_variable(item, rubric, run, ref, label, seed, got) -> tuple | None:
-    """(id, credit, hint) of the first explanation that fits this seed's value, or None."""
-    for m in item.mistakes:
-        if matches(got, ref.script_mistake(item, m.id, seed), item):
-            return (m.id, m.credit, m.hint)
+def _explain_variable(item, rubric, run, ref, label, seed, got) -> list[tuple]:
+    """Every (id, credit, hint) that fits this seed's value, most specific first: the rubric's known
+    mistakes, then a right computation on changed inputs, then on the student's own upstream values."""
+    found = [(m.id, m.credit, m.hint) for m in item.mistakes
+             if matches(got, ref.script_mistake(item, m.id, seed), item)]
+    if found:
+        return found
     script = rubric.script
     student_inputs = {n: run.captures.get((label, n), ABSENT) for n in script.capture}
     if all(v.kind == "tensor" for v in student_inputs.values()):
@@ -90,12 +92,12 @@ def _explain_variable(item, rubric, run, ref, label, seed, got) -> tuple | None:
             locked = [n for n in changed if n in script.locked_inputs]
             credit = 0.0 if locked else script.changed_inputs_credit
             names = ", ".join(f"`{n}`" for n in changed)
-            return ("changed-inputs", credit, Text(
+            return [("changed-inputs", credit, Text(
                 f"计算方法正确，但输入与给定的不同（{names}）：" + ("`X` 被修改了，这一项不得分。" if locked else
                 "可能多调用了随机数、调整了单元顺序或自行设置了随机种子；请按原顺序运行，不要重新设置种子。"),
                 f"the computation is right, but the inputs differ from the seeded ones ({names}): " +
                 ("`X` itself was changed, which earns nothing." if locked else
-                 "randomness consumed in another order, an extra cell, or a seed of your own; run the cells in the given order without reseeding.")))
+                 "randomness consumed in another order, an extra cell, or a seed of your own; run the cells in the given order without reseeding.")))]
     if item.follows:
         upstream = {n: v.tensor for (l, n), v in run.captures.items() if l == label and v.kind == "tensor"}
         try:
@@ -103,10 +105,10 @@ def _explain_variable(item, rubric, run, ref, label, seed, got) -> tuple | None:
         except Exception:
             own = None
         if matches(got, own, item):
-            return ("follows-upstream", script.follow_through_credit, Text(
+            return [("follows-upstream", script.follow_through_credit, Text(
                 f"按你自己的上游结果计算，`{item.name}` 这一步是对的；错误出在前面的步骤。",
-                f"`{item.name}` is computed correctly from your own earlier values; the error is in an earlier step."))
-    return None
+                f"`{item.name}` is computed correctly from your own earlier values; the error is in an earlier step."))]
+    return []
 
 
 def _why_absent(name: str, cell: CellRun | None, run: RunResult, label: str) -> Text:
@@ -157,16 +159,18 @@ def _function(item: Item, layout: Layout, run: RunResult, ref: Reference) -> Ite
             checks.append(CaseCheck(case_id=case.id, run=case.run, public=case.public, passed=False, message=msg,
                                     about=case.about, expected=expected if show else None,
                                     inputs=case.args if show else None))
-            explanations.append(None)
+            explanations.append([])
             continue
         m = compare(o.value, expected, item)
-        why = None
+        why = []
         if not m.passed:
-            why = next(((mk.id, mk.credit, mk.hint) for mk in item.mistakes
-                        if matches(o.value, ref.mistake(item, mk.id, case), item)), None)
+            # every known mistake this value matches: two mistakes can agree on one case
+            # (both causal variants give [[False]] for n = 1), so the verdict looks across cases
+            why = [(mk.id, mk.credit, mk.hint) for mk in item.mistakes
+                   if matches(o.value, ref.mistake(item, mk.id, case), item)]
             explanations.append(why)
         checks.append(CaseCheck(case_id=case.id, run=case.run, public=case.public, passed=m.passed, message=m.message,
-                                about=case.about, mistake=why[0] if why else None, max_abs=m.max_abs, max_rel=m.max_rel,
+                                about=case.about, mistake=why[0][0] if why else None, max_abs=m.max_abs, max_rel=m.max_rel,
                                 where=m.where, n_diff=m.n_diff, expected=expected if show else None,
                                 got=_plain(o.value) if show else None, inputs=case.args if show else None))
     if errors == len(cases):
@@ -210,14 +214,16 @@ def _verdict(item: Item, checks: list, explanations: list) -> ItemResult:
     first = failing[0]
     where = _case_label(first)
     message = Text(f"{where.zh}：", f"{where.en}: ") + first.message
-    ids = {e[0] for e in explanations if e}
-    if explanations and all(explanations) and len(ids) == 1:
-        mid, credit, hint = explanations[0]
+    # The explanation that fits every failing case, if there is one; the first in the rubric's order.
+    common = [e for e in explanations[0] if all(any(x[0] == e[0] for x in other) for other in explanations[1:])] \
+        if explanations and all(explanations) else []
+    if common:
+        mid, credit, hint = common[0]
         status = "pass" if credit >= 1.0 else ("partial" if credit > 0 else "fail")
         return _result(item, status, credit, message, hint=hint, cases=checks, mistake=mid)
     # No single known mistake explains every failure: fall back to a generic diagnosis (values from
     # public cases only) or a property the answer must have.
-    hint = next((e[2] for e in explanations if e), None) or diagnose.generic_hint(item.name, item.returns, checks)
+    hint = next((e[0][2] for e in explanations if e), None) or diagnose.generic_hint(item.name, item.returns, checks)
     passed = len(checks) - len(failing)
     credit = item.case_credit * passed / len(checks) if item.partial == "proportional" else 0.0
     summary = Text(f"{passed}/{len(checks)} 个测试通过。", f"{passed} of {len(checks)} checks passed. ")

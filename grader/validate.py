@@ -22,6 +22,7 @@ mistake raises on some case, the run says the function raised there, as the sand
 from __future__ import annotations
 
 import dataclasses
+import json
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -57,7 +58,6 @@ def validate(rubric_path: str | Path, sandbox: str = "bwrap", log: Callable[[str
 # --- 2. the starter is the released solution -----------------------------------------------------
 def starter_problems(rubric: Rubric, solution: Path) -> list[str]:
     from .release import ReleaseError, notebook_text, percent_script, starter_notebook
-    import json
     if not solution.is_file():
         return [f"{solution}: no solution notebook; validate grades it and releases the starter from it"]
     try:
@@ -90,9 +90,24 @@ def mistake_problems(rubric: Rubric, ref: Reference) -> list[str]:
             elif result.mistake:
                 why = f"is reported as mistake {result.mistake!r} (same values on every case): remove one or add a case that separates them"
             else:
-                why = f"is not recognised ({result.status}: {result.message.en[:200]})"
+                why = _unrecognised(result, m.id)
             problems.append(f"{rubric.path}: item {item.id!r}: mistake {m.id!r} ({m.function}) {why}")
     return problems
+
+
+def _unrecognised(result, mistake: str) -> str:
+    failing = [c for c in result.cases if not c.passed]
+    others = sorted({c.mistake for c in failing if c.mistake and c.mistake != mistake})
+    raised = [c.case_id for c in failing if c.mistake is None]
+    if others:
+        n = sum(1 for c in failing if c.mistake in others)
+        return (f"is not shown: on {n} case(s) its values coincide with {', '.join(map(repr, others))}, listed "
+                "before it; the scorer credits each case to the first mistake that matches, so no single mistake "
+                "explains the item and the hint is lost (grader/score.py should prefer a mistake that matches every failing case)")
+    if raised:
+        return (f"is not recognised: it raises (or matches nothing) on {len(raised)} case(s), e.g. {raised[0]}, "
+                "and a case it cannot explain rules it out; make the mistake handle every case")
+    return f"is not recognised ({result.status}: {result.message.en[:200]})"
 
 
 def _value(v) -> Value:
