@@ -104,14 +104,15 @@ def execute(sub: Submission, layout: Layout, rubric: Rubric, reference: Referenc
 def decode(spec: dict, header: dict, files: dict, rubric: Rubric, sandbox: str, seconds: float,
            notes: list[str]) -> RunResult:
     steps = plan(spec)
-    tensors: dict[int, dict] = {}
+    tensors: dict = {}
     records: dict[int, dict] = {}
-    for name, data in files.items():
-        if name.startswith("values-") and name.endswith(".safetensors") and name[7:11].isdigit():
+    for name, data in sorted(files.items()):
+        if name.startswith("values-") and name.endswith(".safetensors"):
             try:
-                tensors[int(name[7:11])] = st.load(data)
+                for key, t in st.load(data).items():
+                    tensors.setdefault(key, t)     # the first runner's value wins over a replay's
             except Exception as e:
-                notes.append(f"{name}: unreadable tensor file ({type(e).__name__}); its values are lost")
+                notes.append(f"{name[:60]}: unreadable tensor file ({type(e).__name__}); its values are lost")
         elif name.startswith("steps-") and name.endswith(".jsonl"):
             for line in data.split(b"\n"):
                 rec = _json(line)
@@ -136,10 +137,10 @@ def decode(spec: dict, header: dict, files: dict, rubric: Rubric, sandbox: str, 
                 limit_hit = f"{cell_run.note} in cell {block['cell']}"
             meta = rec.get("captures") if isinstance(rec.get("captures"), dict) else {}
             for name in block["capture"]:
-                captures[(run["label"], name)] = _value(meta.get(name), tensors.get(n, {}), rubric.limits.max_elements)
+                captures[(run["label"], name)] = _value(meta.get(name), tensors, rubric.limits.max_elements)
         else:
             call = run["calls"][step["index"]]
-            outcomes = _call_outcomes(call, rec, event, tensors.get(n, {}), rubric.limits.max_elements)
+            outcomes = _call_outcomes(call, rec, event, tensors, rubric.limits.max_elements)
             calls[call["item"]] = outcomes
             if event and limit_hit is None:
                 limit_hit = f"{event} in {call['name']}()"

@@ -413,8 +413,14 @@ def _runner(spec, blob, steps, resume_at, skip, progress_fd, workdir):
     record = open(os.path.join(outdir, f"steps-{resume_at:04d}.jsonl"), "w", encoding="utf-8")
     inputs = _Inputs(blob)
     namespace = None
+    # Values are written once per run, not once per step (a safetensors file costs ~0.5 ms). A
+    # runner killed mid-run loses that run's values, and the next runner's replay encodes them again.
+    pending, pending_run = {}, None
     for n, step in enumerate(steps):
         run = spec["runs"][step["run"]]
+        if step["run"] != pending_run:
+            _flush(pending, outdir, pending_run, resume_at)
+            pending, pending_run = {}, step["run"]
         if step["kind"] == "block" and step["index"] == 0:
             namespace = _fresh_namespace(run["seed"])
         if n in skip:
@@ -424,14 +430,15 @@ def _runner(spec, blob, steps, resume_at, skip, progress_fd, workdir):
             continue
         progress.write(b"B %d\n" % n)
         if step["kind"] == "block":
-            result = _run_block(run["blocks"][step["index"]], namespace, limits, replay, n, outdir)
+            result = _run_block(run["blocks"][step["index"]], namespace, limits, replay, n, pending)
         else:
-            result = _run_call(run["calls"][step["index"]], namespace, inputs, limits, n, outdir, run["seed"])
+            result = _run_call(run["calls"][step["index"]], namespace, inputs, limits, n, pending, run["seed"])
         progress.write(b"E %d\n" % n)
         if not replay:
             result.update(step=n)
             record.write(json.dumps(result) + "\n")
             record.flush()
+    _flush(pending, outdir, pending_run, resume_at)
     progress.write(b"D 0\n")
 
 
@@ -460,7 +467,12 @@ def _fresh_namespace(seed: int) -> dict:
     return {"__name__": "__main__", "__builtins__": builtins}
 
 
-def _run_block(block, namespace, limits, replay, n, outdir) -> dict:
+def _flush(tensors: dict, outdir: str, run, resume_at: int) -> None:
+    if tensors:
+        st.save_file(tensors, os.path.join(outdir, f"values-{run}-{resume_at:04d}.safetensors"))
+
+
+def _run_block(block, namespace, limits, replay, n, tensors) -> dict:
     filename = f"<cell {block['cell']}>"
     linecache.cache[filename] = (len(block["source"]), None, block["source"].splitlines(True), filename)
     out = _CappedText(limits["output_kb"] * 1024)
@@ -479,22 +491,18 @@ def _run_block(block, namespace, limits, replay, n, outdir) -> dict:
     finally:
         sys.stdout, sys.stderr = saved
     result.update(seconds=time.perf_counter() - t0)
-    if replay:
-        return result
-    result.update(stdout=out.value(), stderr=err.value(), dropped=out.dropped + err.dropped)
-    tensors, meta = {}, {}
+    meta = {}
     for name in block.get("capture", []):
-        meta[name] = _encode(namespace[name], name, tensors, limits) if name in namespace else {"kind": "absent"}
+        meta[name] = _encode(namespace[name], f"{n}:{name}", tensors, limits) if name in namespace else {"kind": "absent"}
     result["captures"] = meta
-    if tensors:
-        st.save_file(tensors, os.path.join(outdir, f"values-{n:04d}.safetensors"))
+    if not replay:
+        result.update(stdout=out.value(), stderr=err.value(), dropped=out.dropped + err.dropped)
     return result
 
 
-def _run_call(call, namespace, inputs, limits, n, outdir, seed) -> dict:
+def _run_call(call, namespace, inputs, limits, n, tensors, seed) -> dict:
     result = {"kind": "call", "item": call["item"], "cases": []}
     fn = namespace.get(call["name"]) if namespace is not None else None
-    tensors = {}
     torch.default_generator.manual_seed(seed)    # once per item: torch.manual_seed costs ~0.1 ms a call
     for case in call["cases"]:
         entry = {"id": case["id"], "status": "ok"}
@@ -524,9 +532,7 @@ def _run_call(call, namespace, inputs, limits, n, outdir, seed) -> dict:
             entry["stdout"] = out.value()
         if isinstance(value, NotImplementedError):
             value = None
-        entry["value"] = _encode(value, f"{call['item']}/{case['id']}", tensors, limits)
-    if tensors:
-        st.save_file(tensors, os.path.join(outdir, f"values-{n:04d}.safetensors"))
+        entry["value"] = _encode(value, f"{n}:{call['item']}/{case['id']}", tensors, limits)
     return result
 
 
