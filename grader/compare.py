@@ -144,10 +144,34 @@ def _first(mask: torch.Tensor) -> tuple:
 
 
 def matches(got: Value, expected, item: Item) -> bool:
-    """Does a value match an alternative (a known mistake's output)? None never matches."""
+    """Does a value match an alternative (a known mistake's output)? A yes/no only: the scorer asks
+    this of every known mistake on every failing case, so no message is built. None never matches."""
     if expected is None:
         return False
-    try:
-        return compare(got, expected, item).passed
-    except Exception:
+    names = item.returns
+    if len(names) > 1:
+        if got.kind != "tuple" or not isinstance(expected, (tuple, list)) or len(got.items) != len(names) \
+                or len(expected) != len(names):
+            return False
+        return all(_same(g, e, item) for g, e in zip(got.items, expected))
+    if got.kind == "tuple" and len(got.items) == 1:
+        got = got.items[0]
+    return _same(got, expected, item)
+
+
+def _same(got: Value, expected, item: Item) -> bool:
+    if not isinstance(expected, torch.Tensor):
+        return got.kind in ("number", "bool") and got.number == expected
+    if got.kind != "tensor" or tuple(got.tensor.shape) != tuple(expected.shape):
         return False
+    g = got.tensor
+    if _dtype_problem(g, expected, item.dtype) is not None:
+        return False
+    if expected.dtype == torch.bool or not (expected.is_floating_point() or g.is_floating_point()):
+        return torch.equal(g.to(torch.int64), expected.to(torch.int64))
+    e64, tol, _ = _prepared(expected, item.tolerance.rtol, item.tolerance.atol)
+    g64 = g.to(torch.float64)
+    close = (g64 - e64).abs() <= tol
+    if bool(close.all()):
+        return True
+    return bool((close | (g64 == e64) | (g64.isnan() & e64.isnan())).all())
