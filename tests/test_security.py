@@ -230,11 +230,14 @@ def test_tensor_subclass_and_reduce_payload_are_refused(grader, tmp_path):
             return Payload()
         def encode_boxes(p, g):
             return torch.zeros(1).expand(10**9)
+        def decode_boxes(p, d):
+            return torch.empty(p.shape[0], 4, device="meta")
         """)
     by_id = {i.id: i for i in result.items}
     assert "subclass of torch.Tensor" in by_id["box_iou"].cases[0].message.en
     assert "not a tensor or a number" in by_id["nms"].cases[0].message.en
     assert "1000000000 elements" in by_id["encode_boxes"].cases[0].message.en
+    assert "on device meta" in by_id["decode_boxes"].cases[0].message.en
     assert not marker.exists()
 
 
@@ -251,4 +254,19 @@ def test_files_named_like_modules_in_the_work_dir_are_harmless(grader, tmp_path)
             return torch.ones(n, n, dtype=torch.bool).tril()
         """)
     assert "still torch True" in cell.stdout
+    assert statuses(result)["causal_mask"] == "pass"
+
+
+def test_warnings_and_stderr_never_cost_points(grader, tmp_path):
+    result, cell = hostile(grader, tmp_path, """
+        import sys, warnings
+        warnings.warn("this API is deprecated")
+        print("to stderr", file=sys.stderr)
+        import torch
+        def causal_mask(n):
+            warnings.warn("inside a graded function")
+            print("noise", file=sys.stderr)
+            return torch.ones(n, n, dtype=torch.bool).tril()
+        """)
+    assert cell.status == "ok" and "deprecated" in cell.stderr and "to stderr" in cell.stderr
     assert statuses(result)["causal_mask"] == "pass"
