@@ -78,14 +78,15 @@ def main() -> int:
         (tmp / "fresh").mkdir()
         fresh_s = fresh(sample, args.jobs, tmp / "fresh")
     batch_rate = args.n / batch_s
-    fresh_rate = len(sample) / fresh_s
     print(f"batch ({args.executor}, jobs={args.jobs}): {args.n} submissions in {batch_s:.1f} s = "
           f"{batch_rate:.2f} submissions/s  (feedback pages: {pages}{'' if write_feedback else ', feedback.py absent'})")
     print(f"incremental rerun (nothing to grade): {rerun_s:.2f} s")
-    print(f"fresh interpreter per submission (jobs={args.jobs}): {len(sample)} in {fresh_s:.1f} s = "
-          f"{fresh_rate:.2f} submissions/s")
-    print(f"ratio batch / fresh: {batch_rate / fresh_rate:.1f}x   (target 25 submissions/s: "
-          f"{'met' if batch_rate >= 25 else 'not met'})")
+    if sample:
+        fresh_rate = len(sample) / fresh_s
+        print(f"fresh interpreter per submission (jobs={args.jobs}): {len(sample)} in {fresh_s:.1f} s = "
+              f"{fresh_rate:.2f} submissions/s")
+        print(f"ratio batch / fresh: {batch_rate / fresh_rate:.1f}x")
+    print(f"target 25 submissions/s: {'met' if batch_rate >= 25 else 'not met'}")
     return 0
 
 

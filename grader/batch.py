@@ -369,10 +369,15 @@ def run_batch(submissions_dir, rubric_path, out_dir, jobs: int = 0, force: bool 
             results = run_processes(tasks, cfg, jobs)
         else:
             results = run_threads(tasks, cfg, jobs)
+        graded = set()
         for g in results:
             commit(book, out, g, fingerprint, summary)
+            graded.add(g.student)
             bar.step(bool(g.failed or g.error))
-        grades = exports.write_all(out, book, [i.id for i in rubric.items])
+        # Exports of students graded now, and of any whose exports an interrupted run never wrote;
+        # the others' files are unchanged since their last run. The CSV is rewritten whole.
+        unexported = {s for s, _ in found if not (out / "gradescope" / s / "results.json").exists()}
+        grades = exports.write_all(out, book, [i.id for i in rubric.items], graded | unexported)
         pairs, n = find_pairs({s: c.run.own_code for s, c in grades.items()})
         summary.similar_pairs = n
         exports.render_summary(out, exports.summary_data(grades, rubric, cfg.lang, pairs, n, summary.errors,

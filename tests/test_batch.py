@@ -192,6 +192,9 @@ def test_killed_batch_resumes_with_nothing_lost_or_doubled(tmp_path):
     assert len(rows) == 12 and all(n == 1 for _, n in rows)
     totals = csv_totals(out)
     assert [totals[f"s{k:02d}"] for k in range(3)] == [6.0, 25.0, 0.0]
+    # every student has every export, those committed before the kill too
+    assert all((out / "gradescope" / f"s{k:02d}" / "results.json").is_file() for k in range(12))
+    assert all((out / "results" / f"s{k:02d}.json").is_file() for k in range(12))
 
 
 def test_manual_scores_survive_force(tmp_path):
