@@ -12,7 +12,8 @@ import re
 from .model import Blank, Block, Cell, Layout, Submission, Text, Written
 
 TODO = re.compile(r"^\s*#+\s*todo(?![a-z])[\s:：,，.-]*(?P<text>.*)$", re.IGNORECASE)
-_MAGIC = re.compile(r"^(?P<indent>\s*)(?:[%!]|\w+\s*=\s*[%!])")
+# `%magic`, `!shell`, `x = !ls`, and what nbconvert's script export makes of them: `get_ipython().…`
+_MAGIC = re.compile(r"^(?P<indent>\s*)(?:[%!]|\w+\s*=\s*[%!]|(?:\w+\s*=\s*)?get_ipython\(\)\.)")
 _RUN_AS_PYTHON = {"time", "timeit", "capture", "prun"}   # cell magics whose body is still Python
 
 

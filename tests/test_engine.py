@@ -127,3 +127,16 @@ def test_cli_exit_codes_and_json(tmp_path):
     assert main(["grade", str(tmp_path / "nope.py")]) == 0          # a missing file is a result, not a crash
     assert main(["grade", "x.py", "--rubric", str(tmp_path / "none.toml")]) == 2
     assert main(["frobnicate"]) == 2
+
+
+def test_nbconvert_exported_script_with_ipython_calls(bwrap_grader, tmp_path):
+    """A notebook exported with `jupyter nbconvert --to script`: `# In[ ]:` cells, magics turned
+    into get_ipython() calls, and Jupyter's `display` used without an import."""
+    body = ("#!/usr/bin/env python\n# coding: utf-8\n\n# In[1]:\n\n\nget_ipython().run_line_magic('matplotlib', 'inline')\n"
+            + PART_A + "display(Q)\n\n\n# In[2]:\n\n\nget_ipython().system('pip install tqdm')\nprint('after')\n")
+    result = bwrap_grader.grade(_script(tmp_path, body))
+    assert statuses(result)["Q"] == "pass"
+    code = [c for c in result.run.cells if c.run == "public"]
+    assert [c.cell for c in code] == [2, 2, 3]          # cell 1 is the shebang and coding comment
+    assert all(c.status == "ok" for c in code) and "tensor(" in code[1].stdout and "after" in code[2].stdout
+    assert sum("get_ipython()" in t.en for t in result.layout.skipped) == 2

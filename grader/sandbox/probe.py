@@ -464,7 +464,13 @@ def _fresh_namespace(seed: int) -> dict:
     if numpy is not None:
         numpy.random.seed(seed % 2**32)
     import builtins
-    return {"__name__": "__main__", "__builtins__": builtins}
+    # Jupyter gives every notebook `display`; notebooks call it without importing it.
+    return {"__name__": "__main__", "__builtins__": builtins, "display": _display}
+
+
+def _display(*objs, **kwargs):
+    for o in objs:
+        print(repr(o))
 
 
 def _flush(tensors: dict, outdir: str, run, resume_at: int) -> None:
