@@ -181,11 +181,28 @@ def claim_slot(limit: int = 256):
     raise RuntimeError(f"all {limit} sandbox slots are taken on this machine")
 
 
+_references: dict = {}
+
+
+def shared_reference(cfg: Config):
+    """One Reference per rubric for all of this process's graders: its values are computed once,
+    not once per thread (CPython's dict operations keep the shared caches consistent)."""
+    from .expected import Reference
+    from .rubric import load_rubric
+    with _graders_lock:
+        ref = _references.get(cfg.rubric_path)
+        if ref is None:
+            ref = _references[cfg.rubric_path] = Reference(load_rubric(cfg.rubric_path))
+            ref.check()
+        return ref
+
+
 def new_grader(cfg: Config):
     from .pipeline import Grader
     slot, fd = claim_slot()
     try:
-        g = Grader(cfg.rubric_path, sandbox=cfg.sandbox, timeout=cfg.timeout, slot=slot)
+        g = Grader(cfg.rubric_path, sandbox=cfg.sandbox, timeout=cfg.timeout, slot=slot, reference=shared_reference(cfg))
+        g.warm()
     except BaseException:
         os.close(fd)
         raise
