@@ -270,7 +270,8 @@ def run_threads(tasks: list[Task], cfg: Config, jobs: int):
             release(g)
             done.put(None)
 
-    threads = [threading.Thread(target=work, daemon=True, name=f"grader-{k}") for k in range(max(1, jobs))]
+    # no more sandboxes than submissions: a rerun with nothing to grade starts none
+    threads = [threading.Thread(target=work, daemon=True, name=f"grader-{k}") for k in range(min(max(1, jobs), len(tasks)))]
     for th in threads:
         th.start()
     alive = len(threads)
@@ -296,7 +297,9 @@ def run_processes(tasks: list[Task], cfg: Config, jobs: int):
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
     # forkserver: the coordinator may hold threads and an open SQLite handle, which fork would copy.
-    with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=mp.get_context("forkserver")) as pool:
+    if not tasks:
+        return
+    with ProcessPoolExecutor(max_workers=min(max(1, jobs), len(tasks)), mp_context=mp.get_context("forkserver")) as pool:
         futures = [pool.submit(grade_cached, t, cfg) for t in tasks]
         try:
             for f in as_completed(futures):
