@@ -219,8 +219,10 @@ def _verdict(item: Item, checks: list, explanations: list) -> ItemResult:
         if explanations and all(explanations) else []
     if common:
         mid, credit, hint = common[0]
-        status = "pass" if credit >= 1.0 else ("partial" if credit > 0 else "fail")
-        return _result(item, status, credit, message, hint=hint, cases=checks, mistake=mid)
+        if credit >= 1.0:      # e.g. right given the student's own earlier values: say that, not the numbers
+            return _result(item, "pass", credit, Text("按你自己的上游结果计算是正确的；与参考答案相比，", "computed correctly from your own earlier values; against the reference, ")
+                           + message, hint=hint, cases=checks, mistake=mid)
+        return _result(item, "partial" if credit > 0 else "fail", credit, message, hint=hint, cases=checks, mistake=mid)
     # No single known mistake explains every failure: fall back to a generic diagnosis (values from
     # public cases only) or a property the answer must have.
     hint = next((e[0][2] for e in explanations if e), None) or diagnose.generic_hint(item.name, item.returns, checks)

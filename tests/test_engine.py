@@ -140,3 +140,9 @@ def test_nbconvert_exported_script_with_ipython_calls(bwrap_grader, tmp_path):
     assert [c.cell for c in code] == [2, 2, 3]          # cell 1 is the shebang and coding comment
     assert all(c.status == "ok" for c in code) and "tensor(" in code[1].stdout and "after" in code[2].stdout
     assert sum("get_ipython()" in t.en for t in result.layout.skipped) == 2
+
+
+def test_follow_through_pass_says_why_it_passes(bwrap_grader):
+    item = next(i for i in bwrap_grader.grade(SAMPLES / "008_no_scale_script").items if i.id == "output")
+    assert item.status == "pass" and item.points == 1.0
+    assert item.message.en.startswith("computed correctly from your own earlier values; against the reference, ")
