@@ -74,6 +74,7 @@ def main() -> int:
         rerun = run_batch(subs, ROOT / "rubrics" / "hw2.toml", tmp / "out", jobs=args.jobs, force=False,
                           dask_address=None, sandbox="bwrap", lang=None, progress=False)
         rerun_s = time.perf_counter() - t0
+        assert rerun.graded == 0, rerun
         sample = sorted(subs.iterdir())[:args.fresh_sample]
         (tmp / "fresh").mkdir()
         fresh_s = fresh(sample, args.jobs, tmp / "fresh")

@@ -13,7 +13,6 @@ import atexit
 import fcntl
 import hashlib
 import inspect
-import json
 import os
 import queue
 import sys
@@ -24,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .gradebook import Gradebook, apply_overrides, review  # noqa: F401  (review: for the CLI)
-from .load import _IGNORED, SUFFIXES
+from .load import _IGNORED
 
 try:       # written concurrently by another engineer; without it the batch writes no HTML pages
     from .feedback import write_feedback

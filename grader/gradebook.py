@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .model import GradeResult, ItemResult, Text
+from .model import GradeResult, Text
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (

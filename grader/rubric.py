@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 

@@ -14,7 +14,7 @@ import time
 import safetensors.torch as st
 import torch
 
-from .expected import Case, Reference
+from .expected import Reference
 from .model import CallOutcome, CellRun, ErrorInfo, Layout, RunResult, Submission, Value
 from .rubric import Rubric
 from .sandbox import Worker, WorkerDied

@@ -84,7 +84,6 @@ V = X @ W_V
 
 
 def test_hard_coded_answer_fails_hidden_seeds(bwrap_grader, tmp_path):
-    import torch
     from reference.hw2 import part_a
     q = part_a.compute(part_a.canonical_inputs(0))["Q"].tolist()
     body = PART_A.replace("Q = X @ W_Q", f"Q = torch.tensor({q})")

@@ -2,7 +2,6 @@
 host is untouched, and that the next submission is graded right."""
 from __future__ import annotations
 
-import os
 import socket
 import textwrap
 import uuid

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from . import boxes as _boxes
-from .attention import causal_mask, scaled_dot_product_attention
+from .attention import causal_mask
 from .roi_pool import round_half_away_from_zero
 
 NEG_INF = float("-inf")
