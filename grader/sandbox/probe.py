@@ -460,7 +460,7 @@ def _set_limits(limits: dict, n_steps: int) -> None:
 
 def _fresh_namespace(seed: int) -> dict:
     random.seed(seed)
-    torch.manual_seed(seed)
+    torch.default_generator.manual_seed(seed)     # the CPU generator is all there is here; manual_seed costs 0.1 ms
     if numpy is not None:
         numpy.random.seed(seed % 2**32)
     import builtins
@@ -603,11 +603,19 @@ def _encode_tensor(t, key, tensors, limits) -> dict:
     if numel > limits["max_elements"]:
         return {"kind": "refused", "type": "torch.Tensor",
                 "reason": f"{numel} elements (shape {tuple(t.shape)}); the limit is {limits['max_elements']}"}
-    if t.dtype in (torch.complex32,) or str(t.dtype).startswith("torch.quint") or str(t.dtype).startswith("torch.qint"):
+    if t.dtype not in _DTYPES:
         return {"kind": "refused", "type": "torch.Tensor", "reason": f"dtype {t.dtype} is not supported"}
-    plain = t.detach().resolve_conj().resolve_neg().contiguous().clone()
+    plain = t.detach()
+    if plain.is_conj() or plain.is_neg():
+        plain = plain.resolve_conj().resolve_neg()
+    plain = plain.clone(memory_format=torch.contiguous_format)   # a plain copy: no view of the student's storage
     tensors[key] = plain
     return {"kind": "tensor", "key": key, "requires_grad": bool(t.requires_grad)}
+
+
+# What the trusted side accepts back (it checks again); complex and quantized tensors are refused.
+_DTYPES = frozenset({torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
+                     torch.float16, torch.bfloat16, torch.float32, torch.float64})
 
 
 class _Inputs:
