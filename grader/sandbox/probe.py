@@ -382,6 +382,9 @@ class _CappedText(io.TextIOBase):
     def value(self) -> str:
         return "".join(self.parts)
 
+    def reset(self) -> None:
+        self.parts, self.size, self.dropped = [], 0, 0
+
 
 def _become_runner(job_uid) -> None:
     """Leave the worker's session, close its control pipe, and drop every privilege."""
@@ -510,6 +513,7 @@ def _run_call(call, namespace, inputs, limits, n, tensors, seed) -> dict:
     result = {"kind": "call", "item": call["item"], "cases": []}
     fn = namespace.get(call["name"]) if namespace is not None else None
     torch.default_generator.manual_seed(seed)    # once per item: torch.manual_seed costs ~0.1 ms a call
+    out, err = _CappedText(4096), _CappedText(4096)
     for case in call["cases"]:
         entry = {"id": case["id"], "status": "ok"}
         result["cases"].append(entry)
@@ -519,7 +523,8 @@ def _run_call(call, namespace, inputs, limits, n, tensors, seed) -> dict:
             continue
         args = [inputs.decode(a) for a in case["args"]]
         kwargs = {k: inputs.decode(v) for k, v in case.get("kwargs", {}).items()}
-        out, err = _CappedText(4096), _CappedText(4096)
+        out.reset()
+        err.reset()
         saved = sys.stdout, sys.stderr
         sys.stdout, sys.stderr = out, err
         t0 = time.perf_counter()
@@ -535,7 +540,8 @@ def _run_call(call, namespace, inputs, limits, n, tensors, seed) -> dict:
         finally:
             sys.stdout, sys.stderr = saved
             entry["seconds"] = time.perf_counter() - t0
-            entry["stdout"] = out.value()
+            if out.size:
+                entry["stdout"] = out.value()
         if isinstance(value, NotImplementedError):
             value = None
         entry["value"] = _encode(value, f"{n}:{call['item']}/{case['id']}", tensors, limits)
