@@ -120,7 +120,10 @@ def summary_data(grades: dict[str, Current], rubric, lang: str, pairs, n_pairs: 
     for it in rubric.items:
         got = [i for r in results for i in r["items"] if i["id"] == it.id]
         passed = sum(i["status"] == "pass" for i in got)
+        # Written answers are never "passed" by the grader: count the answers handed in instead.
+        answered = sum(i["status"] == "manual" or bool(i.get("manual")) for i in got)
         items.append({"id": it.id, "title": it.title(lang), "points": it.points, "n": len(got), "passed": passed,
+                      "written": it.kind == "written", "answered": answered,
                       "rate": round(100 * passed / len(got)) if got else 0,
                       "mean": round(sum(i["points"] for i in got) / len(got), 2) if got else 0})
     mistakes = Counter((i["id"], i["mistake"]) for r in results for i in r["items"] if i.get("mistake"))

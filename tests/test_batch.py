@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import os
 import shutil
 import signal
@@ -70,6 +71,9 @@ def test_batch_gives_exact_grades_in_csv_and_sqlite(graded):
     for needle in ("Score histogram", "Per-item pass rate", "softmax-dim0", "Similar submissions",
                    "004_attention_mistakes"):
         assert needle in page
+    # written answers are counted as handed in (five of these eight samples answer 1.2), not as passed
+    assert re.search(r"<td>written\.1\.2</td>.*?<td class=\"num\">(\d+)/(\d+)</td><td>answered; for review</td>",
+                     page, re.S).groups() == ("5", str(len(EXPECTED)))
 
 
 def test_rerun_grades_nothing(graded):
