@@ -408,4 +408,15 @@ def error_hint(error: ErrorInfo | None, cell_source: str = "", broken: Sequence[
     """The hint for a run-time or parse error in the student's code, or None."""
     if error is None:
         return None
-    return syntax_hint(error, cell_source) or name_hint(error, identifiers(cell_source), broken)
+    return syntax_hint(error, cell_source) or name_hint(error, identifiers(cell_source), broken) or import_hint(error)
+
+
+def import_hint(error: ErrorInfo) -> Text | None:
+    """A module the grader's environment does not have (torchvision is the usual one)."""
+    m = re.match(r"No module named '([\w.]+)'", error.message or "")
+    if error.type not in ("ModuleNotFoundError", "ImportError") or m is None:
+        return None
+    mod = m.group(1).split(".")[0]
+    return Text(f"评分环境中没有 `{mod}`（只有 torch 和 numpy）：请只用 torch 实现，不要依赖 `{mod}`。",
+                f"`{mod}` is not available where your code is graded (torch and numpy are): implement this "
+                f"with torch only, without `{mod}`.")

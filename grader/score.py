@@ -8,6 +8,8 @@ upstream values; otherwise the rubric's proportional credit, if any.
 """
 from __future__ import annotations
 
+import re
+
 from . import diagnose
 from .compare import compare, matches
 from .expected import Reference
@@ -111,17 +113,29 @@ def _explain_variable(item, rubric, run, ref, label, seed, got) -> list[tuple]:
     return []
 
 
-def _why_absent(name: str, cell: CellRun | None, run: RunResult, label: str) -> Text:
+def _why_absent(name: str, cell: CellRun | None, run: RunResult, label: str,
+                never: Text = Text("没有得到值", "was never computed")) -> Text:
     if cell is not None and cell.error is not None:
         e = cell.error
         where = f"cell {e.cell or cell.cell}, line {e.line}" if e.line else f"cell {cell.cell}"
         zwhere = f"第 {e.cell or cell.cell} 个单元第 {e.line} 行" if e.line else f"第 {cell.cell} 个单元"
         src = f": `{e.source_line.strip()}`" if e.source_line.strip() else ""
-        return Text(f"`{name}` 没有得到值：{zwhere}出错{src}（{e.type}: {e.message}）",
-                    f"`{name}` was never computed: {where} raised {e.type}{src} ({e.message})")
+        return Text(f"`{name}` {never.zh}：{zwhere}出错{src}（{e.type}: {e.message}）",
+                    f"`{name}` {never.en}: {where} raised {e.type}{src} ({e.message})")
     if cell is not None and cell.status in ("limit", "exit"):
-        return Text(f"`{name}` 没有得到值：第 {cell.cell} 个单元{cell.note}", f"`{name}` was never computed: cell {cell.cell}: {cell.note}")
-    return Text(f"`{name}` 没有得到值（所在单元未运行完）", f"`{name}` was never computed (its cell did not finish)")
+        return Text(f"`{name}` {never.zh}：第 {cell.cell} 个单元{cell.note}", f"`{name}` {never.en}: cell {cell.cell}: {cell.note}")
+    return Text(f"`{name}` {never.zh}（所在单元未运行完）", f"`{name}` {never.en} (its cell did not finish)")
+
+
+def _defining_cell(layout: Layout, run: RunResult, name: str) -> CellRun | None:
+    """The public run of a cell that defines function `name` but did not finish (an import that
+    failed above the `def`, a syntax error): the reason the function does not exist."""
+    for b in layout.blocks:
+        if name in b.defines or (b.syntax_error and re.search(rf"^\s*def\s+{re.escape(name)}\s*\(", b.source, re.M)):
+            cell = _cell_run(run, "public", b.key)
+            if cell is not None and cell.status != "ok":
+                return cell
+    return None
 
 
 def _error_hint(cell: CellRun | None, layout: Layout, run: RunResult) -> Text | None:
@@ -145,6 +159,10 @@ def _function(item: Item, layout: Layout, run: RunResult, ref: Reference) -> Ite
     outcomes = {o.case_id: o for o in run.calls.get(item.id, ())}
     cases = ref.cases(item)
     if not outcomes or all(o.status == "missing" for o in outcomes.values()):
+        broken = _defining_cell(layout, run, item.name)
+        if broken is not None:
+            return _result(item, "error", 0.0, _why_absent(item.name, broken, run, "public", Text("没有被定义", "was never defined")),
+                           hint=_error_hint(broken, layout, run))
         note = next((o.note for o in outcomes.values() if o.note), "")
         return _result(item, "missing", 0.0, Text(f"没有定义函数 `{item.name}`", f"`{item.name}` is not defined")
                        if not note or "not defined" in note else Text(note, note))

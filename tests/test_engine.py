@@ -145,3 +145,13 @@ def test_follow_through_pass_says_why_it_passes(bwrap_grader):
     item = next(i for i in bwrap_grader.grade(SAMPLES / "008_no_scale_script").items if i.id == "output")
     assert item.status == "pass" and item.points == 1.0
     assert item.message.en.startswith("computed correctly from your own earlier values; against the reference, ")
+
+
+def test_function_whose_cell_failed_names_the_cause(bwrap_grader, tmp_path):
+    body = ("# %%\nimport torch\n# %%\nimport torchvision\n"
+            "def nms(boxes, scores, iou_threshold):\n    return torchvision.ops.nms(boxes, scores, iou_threshold)\n")
+    item = next(i for i in bwrap_grader.grade(_script(tmp_path, body)).items if i.id == "nms")
+    assert item.status == "error"
+    assert item.message.en == ("`nms` was never defined: cell 2, line 1 raised ModuleNotFoundError: "
+                               "`import torchvision` (No module named 'torchvision')")
+    assert item.hint.en.startswith("`torchvision` is not available where your code is graded")
