@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import weakref
 
 import safetensors.torch as st
 import torch
@@ -47,9 +48,12 @@ def build_job(rubric: Rubric, layout: Layout, reference: Reference, timeout: flo
     return {"runs": runs, "limits": limits, "calls_key": calls_key}, blob
 
 
+_CALLS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 def _calls(reference: Reference) -> tuple[list, bytes, str]:
     """The function calls and their inputs are the same for every submission: built once per Reference."""
-    cached = getattr(reference, "_job_calls", None)
+    cached = _CALLS.get(reference)
     if cached is None:
         tensors: dict[str, torch.Tensor] = {}
         calls = []
@@ -60,7 +64,7 @@ def _calls(reference: Reference) -> tuple[list, bytes, str]:
             calls.append({"item": item.id, "name": item.name, "cases": cases})
         blob = st.save({k: v.detach().clone().contiguous() for k, v in tensors.items()}) if tensors else b""
         key = hashlib.sha256(json.dumps(calls).encode() + blob).hexdigest()[:16]
-        cached = reference._job_calls = (calls, blob, key)
+        cached = _CALLS[reference] = (calls, blob, key)
     return cached
 
 

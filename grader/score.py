@@ -61,7 +61,7 @@ def _variable(item: Item, rubric: Rubric, layout: Layout, run: RunResult, ref: R
         public = label == "public"
         if got.kind == "absent":
             cell = _cell_run(run, label, key)
-            return _result(item, "error", 0.0, _why_absent(name, cell, run, label), hint=_error_hint(cell, layout, run),
+            return _result(item, "error", 0.0, _why_absent(name, cell), hint=_error_hint(cell, layout, run),
                            cases=tuple(checks))
         m = compare(got, expected, item)
         why = [] if m.passed else _explain_variable(item, rubric, run, ref, label, seed, got)
@@ -113,8 +113,7 @@ def _explain_variable(item, rubric, run, ref, label, seed, got) -> list[tuple]:
     return []
 
 
-def _why_absent(name: str, cell: CellRun | None, run: RunResult, label: str,
-                never: Text = Text("没有得到值", "was never computed")) -> Text:
+def _why_absent(name: str, cell: CellRun | None, never: Text = Text("没有得到值", "was never computed")) -> Text:
     if cell is not None and cell.error is not None:
         e = cell.error
         where = f"cell {e.cell or cell.cell}, line {e.line}" if e.line else f"cell {cell.cell}"
@@ -161,7 +160,7 @@ def _function(item: Item, layout: Layout, run: RunResult, ref: Reference) -> Ite
     if not outcomes or all(o.status == "missing" for o in outcomes.values()):
         broken = _defining_cell(layout, run, item.name)
         if broken is not None:
-            return _result(item, "error", 0.0, _why_absent(item.name, broken, run, "public", Text("没有被定义", "was never defined")),
+            return _result(item, "error", 0.0, _why_absent(item.name, broken, Text("没有被定义", "was never defined")),
                            hint=_error_hint(broken, layout, run))
         note = next((o.note for o in outcomes.values() if o.note), "")
         return _result(item, "missing", 0.0, Text(f"没有定义函数 `{item.name}`", f"`{item.name}` is not defined")

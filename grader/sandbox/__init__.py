@@ -51,6 +51,7 @@ class Worker:
         self._counter = 0
         self._tmp = None
         self._sent_key = None
+        self._user_processes: int | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -149,16 +150,19 @@ class Worker:
     def _nproc(self, processes: int) -> int:
         if self.job_uid is not None:     # a uid of its own: the count starts at zero
             return processes
-        # Same uid as the user who runs the grader: the limit counts their other processes too.
-        uid = os.getuid()
-        mine = 0
-        for p in os.listdir("/proc") if os.path.isdir("/proc") else ():
-            if p.isdigit():
-                try:
-                    mine += os.stat(f"/proc/{p}").st_uid == uid
-                except OSError:
-                    pass
-        return mine + processes + 16
+        # Same uid as the user who runs the grader: the limit counts their other processes too,
+        # counted once per worker rather than on every job.
+        if self._user_processes is None:
+            uid = os.getuid()
+            mine = 0
+            for p in os.listdir("/proc") if os.path.isdir("/proc") else ():
+                if p.isdigit():
+                    try:
+                        mine += os.stat(f"/proc/{p}").st_uid == uid
+                    except OSError:
+                        pass
+            self._user_processes = mine
+        return self._user_processes + processes + 16
 
     def _read_frame(self, deadline: float) -> bytes:
         head = self._read(4, deadline)
