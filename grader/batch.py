@@ -197,7 +197,8 @@ def shared_reference(cfg: Config):
 
 
 def new_grader(cfg: Config):
-    from .pipeline import Grader
+    from .pipeline import Grader, single_threaded_torch
+    single_threaded_torch()      # a process pool's or Dask worker's process is ours too
     slot, fd = claim_slot()
     try:
         g = Grader(cfg.rubric_path, sandbox=cfg.sandbox, timeout=cfg.timeout, slot=slot, reference=shared_reference(cfg))
@@ -388,15 +389,13 @@ def run_batch(submissions_dir, rubric_path, out_dir, jobs: int = 0, force: bool 
             results = run_processes(tasks, cfg, jobs)
         else:
             results = run_threads(tasks, cfg, jobs)
-        graded = set()
         for g in results:
             commit(book, out, g, fingerprint, summary)
-            graded.add(g.student)
             bar.step(bool(g.failed or g.error))
-        # Exports of students graded now, and of any whose exports an interrupted run never wrote;
-        # the others' files are unchanged since their last run. The CSV is rewritten whole.
+        # Students graded now have their exports (commit writes them); any whose exports are
+        # missing (an output folder from elsewhere, files deleted) get them here. The CSV is whole.
         unexported = {s for s, _ in found if not (out / "gradescope" / s / "results.json").exists()}
-        grades = exports.write_all(out, book, [i.id for i in rubric.items], graded | unexported)
+        grades = exports.write_all(out, book, [i.id for i in rubric.items], unexported)
         pairs, n = find_pairs({s: c.run.own_code for s, c in grades.items()})
         summary.similar_pairs = n
         exports.render_summary(out, exports.summary_data(grades, rubric, cfg.lang, pairs, n, summary.errors,
@@ -426,17 +425,19 @@ def commit(book: Gradebook, out: Path, g: Graded, fingerprint, summary: BatchSum
     if g.error is not None:
         summary.errors[g.student] = g.error
         return
-    from .exports import write_result
+    from .exports import write_student
     from .gradebook import apply_overrides_json
-    if g.feedback_html is not None:        # the page first: a committed run always has its page
+    # The files first, then the gradebook: a committed run always has its page and exports, and a
+    # crash in between leaves an uncommitted run that the next batch grades (and writes) again.
+    if g.feedback_html is not None:
         page = out / "feedback" / f"{g.student}.html"
         page.parent.mkdir(parents=True, exist_ok=True)
         tmp = page.with_name(page.name + ".tmp")
         tmp.write_bytes(g.feedback_html)
         os.replace(tmp, page)
+    write_student(out, g.student, apply_overrides_json(g.result, book.overrides(g.student).get(g.student, {})), g.seconds)
     book.add_run(g.student, g.content_sha256, fingerprint[0], fingerprint[1], g.seconds, g.failed, g.own_code,
                  g.result, page_override_id=g.override_id if g.feedback_html is not None else None)
-    write_result(out, g.student, apply_overrides_json(g.result, book.overrides(g.student).get(g.student, {})))
     if g.page_error:
         summary.page_errors[g.student] = g.page_error
     summary.graded += 1

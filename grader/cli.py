@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:       # argparse already printed the usage error
         return 2 if e.code else 0
+    from .pipeline import single_threaded_torch
+    single_threaded_torch()
     try:
         if args.command == "grade":
             return cmd_grade(args)

@@ -88,9 +88,10 @@ def gradescope(result: dict, seconds: float) -> dict:
             "stdout_visibility": "hidden", "tests": tests}
 
 
-def write_gradescope(out: Path, student: str, cur: Current) -> None:
-    write_atomic(out / "gradescope" / student / "results.json",
-                 _dumps(gradescope(cur.result, cur.run.seconds)))
+def write_student(out: Path, student: str, result: dict, seconds: float) -> None:
+    """One student's exports: results/<student>.json and gradescope/<student>/results.json."""
+    write_result(out, student, result)
+    write_atomic(out / "gradescope" / student / "results.json", _dumps(gradescope(result, seconds)))
 
 
 def write_all(out: Path, book: Gradebook, item_ids: list[str], students: set[str] | None = None) -> dict[str, Current]:
@@ -98,8 +99,7 @@ def write_all(out: Path, book: Gradebook, item_ids: list[str], students: set[str
     grades = current(book)
     for s, cur in grades.items():
         if students is None or s in students:
-            write_result(out, s, cur.result)
-            write_gradescope(out, s, cur)
+            write_student(out, s, cur.result, cur.run.seconds)
     write_csv(out, grades, item_ids)
     return grades
 

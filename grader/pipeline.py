@@ -23,6 +23,15 @@ from .sandbox import Worker
 from .score import score_items
 
 
+def single_threaded_torch() -> None:
+    """The trusted side's tensors are tiny (a few hundred elements), so torch's intra-op thread pool
+    can only cost there: on a machine a batch keeps busy, an OpenMP barrier waits for a descheduled
+    pool thread, and a 5x5 softmax took 5-8 ms instead of 3 µs. For the grader's processes only
+    (the CLI and batch executors), never as a side effect of importing the package."""
+    import torch
+    torch.set_num_threads(1)
+
+
 class Grader:
     def __init__(self, rubric: Rubric | str | Path, sandbox: str = "bwrap", timeout: float | None = None, slot: int = 0,
                  reference=None):

@@ -112,21 +112,36 @@ def _shingles(tokens: tuple[str, ...]) -> set:
 
 
 def find_pairs(codes: dict[str, dict[str, str]], threshold: float = THRESHOLD) -> tuple[list[Pair], int]:
-    """codes: student -> region -> own code. Returns (the most similar pairs, how many pairs passed)."""
-    norm = {s: {r: normalise(c) for r, c in regions.items()} for s, regions in codes.items()}
+    """codes: student -> region -> own code. Returns (the most similar pairs, how many pairs passed).
+
+    Students whose normalised code is identical form one group and are compared as one: a copy
+    shared by many students would otherwise cost every pair of them a comparison, and tokenizing
+    (the stdlib tokenizer is pure Python before 3.12) is done once per distinct piece of code."""
+    tokens: dict[str, tuple[str, ...]] = {}
+    norm = {s: {r: tokens[c] if c in tokens else tokens.setdefault(c, normalise(c)) for r, c in regions.items()}
+            for s, regions in codes.items()}
     norm = {s: {r: t for r, t in regions.items() if len(t) >= MIN_REGION_TOKENS} for s, regions in norm.items()}
-    students = sorted(s for s, r in norm.items() if sum(map(len, r.values())) >= MIN_SHARED_TOKENS)
-    shingles = {s: set().union(*(_shingles(t) | {(r,)} for r, t in norm[s].items())) for s in students}
+    groups: dict[tuple, list[str]] = {}
+    for s in sorted(norm):
+        if sum(map(len, norm[s].values())) >= MIN_SHARED_TOKENS:
+            groups.setdefault(tuple(sorted(norm[s].items())), []).append(s)
+    reps = [members[0] for members in groups.values()]
+    members = {m[0]: m for m in groups.values()}
+    shingles = {s: set().union(*(_shingles(t) | {(r,)} for r, t in norm[s].items())) for s in reps}
     pairs: list[Pair] = []
     cache: dict[tuple, float] = {}
-    for i, a in enumerate(students):
-        for b in students[i + 1:]:
+    for rep in reps:                       # copies of one another: identical once normalised
+        group = members[rep]
+        pairs += [_compare(a, b, norm, codes, cache) for i, a in enumerate(group) for b in group[i + 1:]]
+    for i, a in enumerate(reps):
+        for b in reps[i + 1:]:
             sa, sb = shingles[a], shingles[b]
             if len(sa & sb) / max(1, min(len(sa), len(sb))) < PREFILTER:
                 continue
             p = _compare(a, b, norm, codes, cache)
             if p is not None and p.similarity >= threshold:
-                pairs.append(p)
+                pairs += [_compare(*sorted((x, y)), norm, codes, cache) for x in members[a] for y in members[b]]
+    pairs = [p for p in pairs if p is not None and p.similarity >= threshold]
     pairs.sort(key=lambda p: (-p.similarity, -p.tokens, p.a, p.b))
     return pairs[:MAX_PAIRS], len(pairs)
 

@@ -56,3 +56,18 @@ def test_pairs_found_on_own_code_only():
     other = "\n".join(f"    w{i} = torch.clamp(scores[{i}], min=0) - {i}" for i in range(8))
     pairs, n = find_pairs({"ann": {"def f": body}, "bob": {"def f": renamed}, "cy": {"def f": other}})
     assert n == 1 and (pairs[0].a, pairs[0].b) == ("ann", "bob") and pairs[0].similarity == 1.0
+
+
+def test_pairs_of_copies_shared_by_many():
+    """Identical copies are compared once as a group; every pair of the class is still listed,
+    each as (smaller, larger) with its own students' code."""
+    body = "\n".join(f"    acc{i} = boxes[:, {i}] * scale + offset{i}" for i in range(12))
+    near = body + "\n    acc0 = acc0 + 1"                      # a copy with one line added
+    codes = {"zed": {"def f": body}, "amy": {"def f": body.replace("acc", "t")}, "bob": {"def f": near}}
+    pairs, n = find_pairs(codes)
+    got = {(p.a, p.b): p.similarity for p in pairs}
+    assert n == 3 and set(got) == {("amy", "zed"), ("amy", "bob"), ("bob", "zed")}
+    assert got[("amy", "zed")] == 1.0 and 0.9 <= got[("amy", "bob")] == got[("bob", "zed")] < 1.0
+    bz = next(p for p in pairs if (p.a, p.b) == ("bob", "zed"))
+    assert bz.regions[0][1] == near and bz.regions[0][2] == body
+    assert [(p.a, p.b) for p in pairs][0] == ("amy", "zed")
