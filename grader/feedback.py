@@ -1,6 +1,14 @@
 """The per-student HTML feedback page: one self-contained file, rendered by an autoescaped jinja2
 template from data prepared here (the template only loops and branches).
 
+The fragments a page holds hundreds of (tensor tables, heatmap cells, drawn boxes, code lines,
+rich-text messages) are built here as `Markup` instead, because a template tag per cell made
+rendering the coordinator's main cost in a batch. Whatever text in them can come from a student
+(names, messages, code, labels) goes through `escape`, as the template's autoescaping would; the
+rest are numbers formatted here, which hold no markup characters. The rest of the data reaches the
+template as `Fields` (attribute) objects, not dicts: jinja reads `x.y` with getattr first, which on
+a dict raises and catches an AttributeError for every field read.
+
 Visibility is decided per field here, not in the template: the student view gets public cases'
 inputs, expected and got values and every hint; of hidden cases only that they failed. score.py
 already drops hidden values from the result; this module also keeps hidden case *messages* (which
@@ -12,9 +20,12 @@ import ast
 import datetime
 import math
 import re
+from functools import lru_cache
 from pathlib import Path
+from types import SimpleNamespace as Fields
 
 import torch
+from markupsafe import Markup, escape
 
 from . import diagnose
 from .templating import template
@@ -83,32 +94,38 @@ def write_feedback(result: GradeResult, path, lang: str = "zh", view: str = "stu
 
 
 # --- the page -------------------------------------------------------------------------------------
-def prepare(result: GradeResult, lang: str, view: str, rubric=None) -> dict:
+def prepare(result: GradeResult, lang: str, view: str, rubric=None) -> Fields:
     rubric = rubric or _load_rubric(result.rubric_path)
     ctx = _Context(result, lang, view == "instructor", rubric)
     items = [ctx.item(i) for i in result.items]
     parts = []
     for pid, title in ctx.parts():
-        mine = [it for it in items if it["part"] == pid]
+        mine = [it for it in items if it.part == pid]
         if not mine:
             continue
         src = [i for i in result.items if i.part == pid]
-        parts.append({"id": pid, "title": title, "entries": [m for m in mine if not m["written"]],
-                      "written": [m for m in mine if m["written"]],
-                      "score": _pts(sum(i.points for i in src)), "max": _pts(sum(i.max_points for i in src)),
-                      "code": ctx.code_for(src), "open": any(i.status in ("error", "fail", "partial") for i in src)})
+        parts.append(Fields(id=pid, title=title, entries=[m for m in mine if not m.written],
+                            written=[m for m in mine if m.written],
+                            score=_pts(sum(i.points for i in src)), max=_pts(sum(i.max_points for i in src)),
+                            code=ctx.code_for(src), open=any(i.status in ("error", "fail", "partial") for i in src)))
     env = result.environment or {}
-    return {
-        "lang": lang, "view": view, "instructor": ctx.instructor, "t": {k: v(lang) for k, v in T.items()},
-        "title": ctx.title, "student": result.submission.student, "path": Path(result.submission.path).name,
-        "format": result.submission.format, "score": _pts(result.score), "max": _pts(result.max_score),
-        "percent": round(100 * result.score / result.max_score) if result.max_score else 0,
-        "parts": parts, "broke": ctx.what_broke(), "notices": [_rich(n) for n in ctx.notices()],
-        "load_error": result.load_error(lang) if result.load_error else None,
-        "seconds": f"{env.get('seconds', 0) or 0:.1f}",
-        "generated": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
-        "environment": ctx.environment(), "runs": ctx.runs() if ctx.instructor else [],
-    }
+    return Fields(
+        lang=lang, view=view, instructor=ctx.instructor, t=_strings(lang),
+        title=ctx.title, student=result.submission.student, path=Path(result.submission.path).name,
+        format=result.submission.format, score=_pts(result.score), max=_pts(result.max_score),
+        percent=round(100 * result.score / result.max_score) if result.max_score else 0,
+        parts=parts, broke=ctx.what_broke(), notices=[_rich(n) for n in ctx.notices()],
+        load_error=result.load_error(lang) if result.load_error else None,
+        seconds=f"{env.get('seconds', 0) or 0:.1f}",
+        generated=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        environment=ctx.environment(), runs=ctx.runs() if ctx.instructor else [],
+    )
+
+
+@lru_cache(maxsize=None)
+def _strings(lang: str) -> Fields:
+    """The page's fixed strings in one language (shared by every page: the template only reads them)."""
+    return Fields(**{k: v(lang) for k, v in T.items()})
 
 
 def _load_rubric(path: str):
@@ -119,9 +136,10 @@ def _load_rubric(path: str):
         return None
 
 
-def _rich(s: str) -> list[dict]:
-    """`code` spans of a message as segments, so the template can set them in <code> (escaped)."""
-    return [{"text": part, "code": k % 2 == 1} for k, part in enumerate(re.split(r"`([^`\n]+)`", s)) if part]
+def _rich(s: str) -> Markup:
+    """A message with its `code` spans set in <code>; the text itself escaped."""
+    return Markup("".join(f"<code>{escape(part)}</code>" if k % 2 else escape(part)
+                          for k, part in enumerate(re.split(r"`([^`\n]+)`", s)) if part))
 
 
 def _nonempty(v) -> bool:
@@ -147,7 +165,7 @@ class _Context:
     def tr(self, text: Text | None) -> str | None:
         return text(self.lang) if text is not None else None
 
-    def rich(self, text: Text | None) -> list[dict] | None:
+    def rich(self, text: Text | None) -> Markup | None:
         return _rich(text(self.lang)) if text is not None else None
 
     def parts(self):
@@ -163,29 +181,29 @@ class _Context:
             return None
 
     # -- items -------------------------------------------------------------------------------
-    def item(self, i: ItemResult) -> dict:
+    def item(self, i: ItemResult) -> Fields:
         ri = self.rubric_item(i.id)
         name = ri.name if ri and ri.name else i.id
         returns = tuple(ri.returns) if ri and ri.returns else (name,)
         written = ri.kind == "written" if ri else i.answer is not None
         failing = [c for c in i.cases if not c.passed]
         hidden = [c for c in i.cases if not c.public]
-        out = {"id": i.id, "name": name, "part": i.part, "title": ri.title(self.lang) if ri else i.id,
-               "status": i.status, "status_label": STATUS[i.status](self.lang) if i.status in STATUS else i.status,
-               "points": _pts(i.points), "max": _pts(i.max_points), "message": _rich(self._message(i, failing)),
-               "hint": self.rich(i.hint), "mistake": i.mistake if self.instructor else None, "written": written,
-               "answer": i.answer, "question": self.tr(ri.question) if ri and ri.question else None,
-               "n_cases": len(i.cases), "n_passed": len(i.cases) - len(failing),
-               "hidden_note": T["hidden_summary"](self.lang).format(failed=sum(not c.passed for c in hidden), total=len(hidden))
-               if any(not c.passed for c in hidden) else "",
-               "public": [self._case_line(c) for c in i.cases if c.public or self.instructor],
-               "shown": None, "example": None, "error": self._item_error(i, name)}
+        out = Fields(id=i.id, name=name, part=i.part, title=ri.title(self.lang) if ri else i.id,
+                     status=i.status, status_label=STATUS[i.status](self.lang) if i.status in STATUS else i.status,
+                     points=_pts(i.points), max=_pts(i.max_points), message=_rich(self._message(i, failing)),
+                     hint=self.rich(i.hint), mistake=i.mistake if self.instructor else None, written=written,
+                     answer=i.answer, question=self.tr(ri.question) if ri and ri.question else None,
+                     n_cases=len(i.cases), n_passed=len(i.cases) - len(failing),
+                     hidden_note=T["hidden_summary"](self.lang).format(failed=sum(not c.passed for c in hidden), total=len(hidden))
+                     if any(not c.passed for c in hidden) else "",
+                     public=self._case_lines(i),
+                     shown=None, example=None, error=self._item_error(i, name))
         shown = next((c for c in failing if c.public and (c.expected is not None or c.got is not None)), None)
         if shown is not None:
-            out["shown"] = self._case_detail(shown, name, returns)
+            out.shown = self._case_detail(shown, name, returns)
         elif i.status == "pass":     # a passing item still shows what a public case looks like, folded
             first = next((c for c in i.cases if c.public and _nonempty(c.expected)), None)
-            out["example"] = self._case_detail(first, name, returns) if first is not None else None
+            out.example = self._case_detail(first, name, returns) if first is not None else None
         return out
 
     def _message(self, i: ItemResult, failing: list[CaseCheck]) -> str:
@@ -196,29 +214,41 @@ class _Context:
             return T["hidden_failed_msg"](self.lang).format(passed=n, total=len(i.cases))
         return i.message(self.lang)
 
-    def _case_line(self, c: CaseCheck) -> dict:
-        return {"id": c.case_id, "passed": c.passed, "public": c.public, "about": self.tr(c.about) or "",
-                "message": _rich(c.message(self.lang)) if not c.passed else [], "mistake": c.mistake if self.instructor else None}
+    def _case_lines(self, i: ItemResult) -> list[Fields]:
+        """The list of an item's checks: the instructor's for every item, the student's (public
+        checks only) for items that did not pass."""
+        if i.status == "pass" and not self.instructor:
+            return []
+        return [self._case_line(c) for c in i.cases if c.public or self.instructor]
 
-    def _case_detail(self, c: CaseCheck, name: str, returns: tuple) -> dict:
+    def _case_line(self, c: CaseCheck) -> Fields:
+        return Fields(id=c.case_id, passed=c.passed, public=c.public, about=self.tr(c.about) or "",
+                      message=_rich(c.message(self.lang)) if not c.passed else Markup(),
+                      mistake=c.mistake if self.instructor else None)
+
+    def _case_detail(self, c: CaseCheck, name: str, returns: tuple) -> Fields:
         params = self._params(name)
         inputs = []
         for k, a in enumerate(c.inputs or ()):
-            inputs.append({"name": params[k] if k < len(params) else f"arg{k + 1}", **_value(a)})
+            inputs.append(Fields(name=params[k] if k < len(params) else f"arg{k + 1}", **vars(_value(a))))
         outputs = []
         for (out, e), (_, g) in zip(_components(c.expected, returns), _components(c.got, returns)):
             outputs.append(_compare_view(out, e, g))
         # What this (public) case's values show, e.g. the student's own row sums: safe to quote here.
         seen = diagnose.case_hint(name, returns, c) if not c.passed else None
-        return {"about": self.tr(c.about) or "", "message": _rich(c.message(self.lang)), "passed": c.passed,
-                "diagnosis": _rich(seen(self.lang)) if seen else None,
-                "inputs": inputs, "outputs": outputs, "boxes": _box_views(name, c, self.lang)}
+        return Fields(about=self.tr(c.about) or "", message=_rich(c.message(self.lang)), passed=c.passed,
+                      diagnosis=_rich(seen(self.lang)) if seen else None,
+                      inputs=inputs, outputs=outputs, boxes=_box_views(name, c, self.lang))
 
     def _params(self, name: str) -> list[str]:
         """The student's own parameter names for a function item (from their code, not the reference's)."""
         if self._signatures is None:    # parsed once per page, not once per case shown
             self._signatures = {}
             for src in self.cells.values():
+                # Parsing is most of a case's cost, and a cell without the keyword `def` defines no
+                # function (keywords, unlike names, are only ever spelled in ASCII).
+                if "def" not in src:
+                    continue
                 try:
                     tree = ast.parse(src)
                 except (SyntaxError, ValueError, RecursionError, MemoryError):
@@ -228,7 +258,7 @@ class _Context:
                         self._signatures.setdefault(node.name, [a.arg for a in node.args.args])
         return self._signatures.get(name, [])
 
-    def _item_error(self, i: ItemResult, name: str) -> dict | None:
+    def _item_error(self, i: ItemResult, name: str) -> Fields | None:
         """The item's own error, from the public run: a cell's (script items) or a call's (functions)."""
         run = self.r.run
         if run is None or i.status != "error":
@@ -244,7 +274,7 @@ class _Context:
         return _error_view(err, self.lang) if err else None
 
     # -- the student's code ------------------------------------------------------------------
-    def code_for(self, items) -> list[dict]:
+    def code_for(self, items) -> list[Fields]:
         """The cells holding a part's answers, with their #todo regions and error lines marked."""
         lay = self.r.layout
         if lay is None:
@@ -258,7 +288,7 @@ class _Context:
             cells += [c for c in found if c not in cells]
         return [self._cell_view(c) for c in sorted(cells)]
 
-    def _cell_view(self, cell: int) -> dict:
+    def _cell_view(self, cell: int) -> Fields:
         lay = self.r.layout
         src = self.cells.get(cell) or self.sources.get(cell, "")
         todo = set()
@@ -275,19 +305,15 @@ class _Context:
             for o in outs:
                 if o.error is not None and o.error.cell == cell and o.error.line and o.case_id.startswith("public"):
                     errors.setdefault(o.error.line, o.error)
-        lines = []
-        for no, text in enumerate(src.split("\n"), 1):
-            e = errors.get(no)
-            lines.append({"no": no, "text": text, "todo": no in todo, "error": f"{e.type}: {e.message}" if e else None,
-                          "caret": " " * max((e.caret or 1) - 1, 0) + "^" if e and e.caret else None})
-        return {"cell": cell, "lines": lines}
+        lines = "".join(_code_line(no, text, no in todo, errors.get(no)) for no, text in enumerate(src.split("\n"), 1))
+        return Fields(cell=cell, lines=Markup(lines))
 
     # -- what broke, notices, environment ------------------------------------------------------
-    def what_broke(self) -> list[dict]:
+    def what_broke(self) -> list[Fields]:
         """Each root error of the public run, with the items it cost (errors that follow from it included)."""
         if self.r.run is None:
             return []
-        roots: dict[tuple, dict] = {}
+        roots: dict[tuple, Fields] = {}
         for i in self.r.items:
             if i.status != "error":
                 continue
@@ -305,12 +331,14 @@ class _Context:
                 continue
             root = diagnose.root_cause(err, self.broken)
             k = (root.cell, root.line, root.type, root.message)
-            entry = roots.setdefault(k, {"error": _error_view(root, self.lang), "cost": [], "lost": 0.0,
-                                         "hint": self.rich(diagnose.error_hint(root, self.sources.get(root.cell, ""), self.broken))})
-            entry["cost"].append(ri.title(self.lang) + f" ({i.id})" if ri else i.id)
-            entry["lost"] += i.max_points - i.points
+            if k not in roots:      # the view and the hint once per root error, not once per item it cost
+                roots[k] = Fields(error=_error_view(root, self.lang), cost=[], lost=0.0,
+                                  hint=self.rich(diagnose.error_hint(root, self.sources.get(root.cell, ""), self.broken)))
+            entry = roots[k]
+            entry.cost.append(ri.title(self.lang) + f" ({i.id})" if ri else i.id)
+            entry.lost += i.max_points - i.points
         for e in roots.values():
-            e["lost"] = _pts(e["lost"])
+            e.lost = _pts(e.lost)
         return list(roots.values())
 
     def notices(self) -> list[str]:
@@ -340,11 +368,11 @@ class _Context:
                      ("submission sha256", self.r.submission.sha256), ("file", self.r.submission.path)]
         return rows
 
-    def runs(self) -> list[dict]:
+    def runs(self) -> list[Fields]:
         if self.r.run is None:
             return []
-        return [{"cell": c.cell, "block": c.block, "run": c.run, "status": c.status, "seconds": f"{c.seconds:.3f}",
-                 "note": c.note, "stdout": (c.stdout or "")[-600:], "error": f"{c.error.type}: {c.error.message}" if c.error else ""}
+        return [Fields(cell=c.cell, block=c.block, run=c.run, status=c.status, seconds=f"{c.seconds:.3f}", note=c.note,
+                       stdout=(c.stdout or "")[-600:], error=f"{c.error.type}: {c.error.message}" if c.error else "")
                 for c in self.r.run.cells]
 
 
@@ -361,20 +389,28 @@ def _summary(t: torch.Tensor) -> str:
     return f"tensor{tuple(t.shape)} {str(t.dtype).replace('torch.', '')}"
 
 
-def _value(v) -> dict:
+def _value(v) -> Fields:
     """A value as a table (small tensors), or a one-line summary."""
     if isinstance(v, torch.Tensor):
-        if 0 < v.numel() <= MAX_TABLE and v.dim() <= 2:
-            return {"summary": _summary(v), "table": _rows(v, None)}
-        return {"summary": _summary(v), "table": None}
-    return {"summary": _num(v) if not isinstance(v, (tuple, list)) else repr(v), "table": None}
+        return Fields(summary=_summary(v), table=_table(v) if 0 < v.numel() <= MAX_TABLE and v.dim() <= 2 else None)
+    return Fields(summary=_num(v) if not isinstance(v, (tuple, list)) else repr(v), table=None)
 
 
-def _rows(t: torch.Tensor, diff: torch.Tensor | None) -> list[list[dict]]:
-    t2 = t.reshape(1, -1) if t.dim() < 2 else t
-    d2 = None if diff is None else (diff.reshape(1, -1) if diff.dim() < 2 else diff)
-    return [[{"v": _num(x), "diff": bool(d2[r, c]) if d2 is not None else False} for c, x in enumerate(row)]
-            for r, row in enumerate(t2.tolist())]
+def _matrix(t: torch.Tensor) -> list[list]:
+    """A tensor of at most two dimensions as rows of Python numbers (one conversion, not one per element)."""
+    return (t.reshape(1, -1) if t.dim() < 2 else t).tolist()
+
+
+def _table(t: torch.Tensor, diff: torch.Tensor | None = None, cls: str = "") -> Markup:
+    """A small tensor as an HTML table, the elements `diff` flags marked. Elements are numbers
+    (_num of bool/int/float): nothing to escape."""
+    flags = _matrix(diff) if diff is not None else None
+    rows = []
+    for r, row in enumerate(_matrix(t)):
+        marks = flags[r] if flags is not None else (False,) * len(row)
+        rows.append("<tr>" + "".join(f'<td class="diff">{_num(x)}</td>' if d else f"<td>{_num(x)}</td>"
+                                     for x, d in zip(row, marks)) + "</tr>\n")
+    return Markup(f'<div class="scroll"><table class="tensor {cls}">\n{"".join(rows)}</table></div>\n')
 
 
 def _components(value, names: tuple) -> list[tuple[str, object]]:
@@ -393,23 +429,28 @@ def _slice(e: torch.Tensor, g: torch.Tensor):
     return e[idx], g[idx], "[" + ", ".join(map(str, lead)) + ", :, :]"
 
 
-def _compare_view(name: str, e, g) -> dict:
-    view = {"name": name, "expected": _value(e) if e is not None else None, "got": _value(g) if g is not None else None,
-            "table": None, "heatmaps": None, "slice": ""}
+def _compare_view(name: str, e, g) -> Fields:
+    # Each value on its own only when they cannot be set side by side: the page shows one or the other.
+    return _paired(name, e, g) or Fields(name=name, expected=_value(e) if e is not None else None,
+                                         got=_value(g) if g is not None else None, table=None, heatmaps=None, slice="")
+
+
+def _paired(name: str, e, g) -> Fields | None:
+    """Same-shaped tensors side by side (a 2-D slice beyond two dimensions), the elements that differ
+    marked; heatmaps too for attention-like outputs. None when they cannot be paired up."""
     if not (isinstance(e, torch.Tensor) and isinstance(g, torch.Tensor) and e.shape == g.shape and e.numel()):
-        return view
+        return None
     es, gs, label = _slice(e, g)
     if es.numel() > MAX_TABLE:
-        return view
+        return None
     if es.is_floating_point() or gs.is_floating_point():
         e64, g64 = es.double(), gs.double()
         diff = ~torch.isclose(g64, e64, rtol=1e-4, atol=1e-5, equal_nan=True)
     else:
         diff = es.long() != gs.long()
-    view.update(slice=label, table={"expected": _rows(es, None), "got": _rows(gs, diff), "n_diff": int(diff.sum())})
-    if name in HEATMAP_OUTPUTS and es.dim() == 2 and es.is_floating_point() and gs.is_floating_point():
-        view["heatmaps"] = _heatmaps(es.double(), gs.double())
-    return view
+    heat = name in HEATMAP_OUTPUTS and es.dim() == 2 and es.is_floating_point() and gs.is_floating_point()
+    table = Fields(expected=_table(es, None, "expected"), got=_table(gs, diff, "got"), n_diff=int(diff.sum()))
+    return Fields(name=name, expected=None, got=None, table=table, heatmaps=_heatmaps(e64, g64) if heat else None, slice=label)
 
 
 # --- heatmaps (inline SVG) ------------------------------------------------------------------------
@@ -418,17 +459,21 @@ CELL = 22
 
 def _mix(a: tuple, b: tuple, t: float) -> str:
     t = min(max(t, 0.0), 1.0)
-    return "#%02x%02x%02x" % tuple(round(x + (y - x) * t) for x, y in zip(a, b))
+    # Spelled out per channel: this runs for every heatmap cell.
+    return "#%02x%02x%02x" % (round(a[0] + (b[0] - a[0]) * t), round(a[1] + (b[1] - a[1]) * t),
+                              round(a[2] + (b[2] - a[2]) * t))
 
 
-def _heat(m: torch.Tensor, color, title: str) -> dict:
+def _heat(m: torch.Tensor, color, title: str) -> Fields:
+    """One heatmap: its cells as SVG rects, each titled with its value (numbers only: nothing to escape)."""
     rows, cols = m.shape
-    cells = [{"x": c * CELL, "y": r * CELL, "fill": color(float(m[r, c])), "title": f"[{r}, {c}] = {_num(float(m[r, c]))}"}
-             for r in range(rows) for c in range(cols)]
-    return {"title": title, "width": cols * CELL, "height": rows * CELL, "cells": cells, "size": CELL}
+    cells = "".join(f'<rect x="{c * CELL}" y="{r * CELL}" width="{CELL}" height="{CELL}" fill="{color(x)}">'
+                    f'<title>[{r}, {c}] = {_num(x)}</title></rect>'
+                    for r, row in enumerate(m.tolist()) for c, x in enumerate(row))
+    return Fields(title=title, width=cols * CELL, height=rows * CELL, cells=Markup(cells))
 
 
-def _heatmaps(e: torch.Tensor, g: torch.Tensor) -> list[dict]:
+def _heatmaps(e: torch.Tensor, g: torch.Tensor) -> list[Fields]:
     both = torch.cat([e.flatten(), g.flatten()])
     both = both[torch.isfinite(both)]
     lo, hi = (float(both.min()), float(both.max())) if both.numel() else (0.0, 1.0)
@@ -446,7 +491,7 @@ def _heatmaps(e: torch.Tensor, g: torch.Tensor) -> list[dict]:
 
 
 # --- boxes (inline SVG) ---------------------------------------------------------------------------
-def _box_views(name: str, c: CaseCheck, lang: str) -> list[dict]:
+def _box_views(name: str, c: CaseCheck, lang: str) -> list[Fields]:
     """Drawings for detection items: NMS's kept boxes (yours vs the reference's), IoU's two sets,
     decoded boxes. Only public cases get here (hidden cases have no inputs in the result)."""
     args = c.inputs or ()
@@ -484,9 +529,9 @@ def _indices(keep, n: int) -> list[int] | None:
     return ks if all(0 <= k < n for k in ks) else None
 
 
-def _panel(title: str, shapes, everything: torch.Tensor, width: int = 260) -> dict:
+def _panel(title: str, shapes, everything: torch.Tensor, width: int = 260) -> Fields:
     if everything.numel() == 0 or len(shapes) > MAX_BOXES:
-        return {"title": title, "width": width, "height": 40, "boxes": [], "empty": True}
+        return Fields(title=title, width=width, height=40, boxes=Markup(), empty=True)
     x1, y1 = float(everything[:, 0].min()), float(everything[:, 1].min())
     x2, y2 = float(everything[:, 2].max()), float(everything[:, 3].max())
     pad = 0.05 * max(x2 - x1, y2 - y1, 1.0)
@@ -495,16 +540,33 @@ def _panel(title: str, shapes, everything: torch.Tensor, width: int = 260) -> di
     height = max(round((y2 - y1) * s), 40)
     boxes = []
     for (a, b, c, d), cls, label in shapes:
-        boxes.append({"x": round((a - x1) * s, 1), "y": round((b - y1) * s, 1), "w": round(max(c - a, 0) * s, 1),
-                      "h": round(max(d - b, 0) * s, 1), "cls": cls, "label": label,
-                      # labels at the bottom-left corner: nested boxes often share their top-left one
-                      "lx": round((a - x1) * s + 3, 1), "ly": round((d - y1) * s - 3, 1),
-                      "title": f"{label} ({_num(a)}, {_num(b)}, {_num(c)}, {_num(d)})"})
-    return {"title": title, "width": width, "height": height, "boxes": boxes, "empty": False}
+        box = (f'<g class="box {cls}"><rect x="{round((a - x1) * s, 1)}" y="{round((b - y1) * s, 1)}" '
+               f'width="{round(max(c - a, 0) * s, 1)}" height="{round(max(d - b, 0) * s, 1)}">'
+               f'<title>{escape(f"{label} ({_num(a)}, {_num(b)}, {_num(c)}, {_num(d)})")}</title></rect>')
+        if label:   # at the bottom-left corner: nested boxes often share their top-left one
+            box += f'<text x="{round((a - x1) * s + 3, 1)}" y="{round((d - y1) * s - 3, 1)}">{escape(label)}</text>'
+        boxes.append(box + "</g>")
+    return Fields(title=title, width=width, height=height, boxes=Markup("".join(boxes)), empty=False)
 
 
-def _error_view(e: ErrorInfo, lang: str) -> dict:
+def _caret(e: ErrorInfo) -> str | None:
+    """The `^` under a SyntaxError's column."""
+    return " " * max((e.caret or 1) - 1, 0) + "^" if e.caret else None
+
+
+def _code_line(no: int, text: str, todo: bool, e: ErrorInfo | None) -> str:
+    """One line of the student's code: its #todo and error marks, the error's caret and message."""
+    out = [f'<div class="ln{" todo" if todo else ""}{" err" if e else ""}"><span class="no">{no}</span>'
+           f'<span class="tx">{escape(text)}</span>']
+    if e is not None:
+        if e.caret:
+            out.append(f'<span class="no"></span><span class="tx caret">{_caret(e)}</span>')
+        out.append(f'<span class="note">↑ {escape(f"{e.type}: {e.message}")}</span>')
+    out.append("</div>")
+    return "".join(out)
+
+
+def _error_view(e: ErrorInfo, lang: str) -> Fields:
     where = T["where"](lang).format(cell=e.cell, line=e.line) if e.line else (T["where_cell"](lang).format(cell=e.cell) if e.cell else "")
-    return {"type": e.type, "message": e.message, "where": where, "source_line": e.source_line,
-            "caret": " " * max((e.caret or 1) - 1, 0) + "^" if e.caret else None,
-            "traceback": e.traceback.strip() if e.traceback else ""}
+    return Fields(type=e.type, message=e.message, where=where, source_line=e.source_line, caret=_caret(e),
+                  traceback=e.traceback.strip() if e.traceback else "")
