@@ -22,13 +22,16 @@ def layout(sub: Submission, wanted_variables: tuple[str, ...] = (), written_ids:
     blanks: list[Blank] = []
     skipped: list[Text] = []
     unfilled: set[str] = set()
+    signatures: dict[str, tuple[str, ...]] = {}
     for cell in sub.code_cells:
         source, notes = strip_magics(cell)
         skipped.extend(notes)
-        cell_blocks, cell_blanks, cell_unfilled = _split(cell.index, source)
+        cell_blocks, cell_blanks, cell_unfilled, cell_signatures = _split(cell.index, source)
         blocks.extend(cell_blocks)
         blanks.extend(cell_blanks)
         unfilled |= cell_unfilled
+        for name, params in cell_signatures.items():
+            signatures.setdefault(name, params)
     checkpoints = {}
     for name in wanted_variables:
         for b in blocks:
@@ -37,7 +40,7 @@ def layout(sub: Submission, wanted_variables: tuple[str, ...] = (), written_ids:
                 break
     return Layout(blocks=tuple(blocks), blanks=tuple(blanks), checkpoints=checkpoints,
                   unfilled=frozenset(unfilled), skipped=tuple(skipped),
-                  written=tuple(locate_written(sub, written_ids)))
+                  written=tuple(locate_written(sub, written_ids)), signatures=signatures)
 
 
 def strip_magics(cell: Cell) -> tuple[str, list[Text]]:
@@ -64,7 +67,7 @@ def strip_magics(cell: Cell) -> tuple[str, list[Text]]:
     return "\n".join(lines), notes
 
 
-def _split(cell_index: int, source: str) -> tuple[list[Block], list[Blank], set[str]]:
+def _split(cell_index: int, source: str) -> tuple[list[Block], list[Blank], set[str], dict]:
     lines = source.split("\n")
     todos = [(i + 1, m.group("text").strip()) for i, l in enumerate(lines) if (m := TODO.match(l))]
     try:
@@ -75,7 +78,7 @@ def _split(cell_index: int, source: str) -> tuple[list[Block], list[Blank], set[
         block = Block(cell=cell_index, index=0, source=source, first_line=1, last_line=len(lines),
                       todo=todos[0][1] if todos else None, assigns=frozenset(), defines=frozenset(),
                       blank=False, syntax_error=err)
-        return [block], [Blank(cell_index, ln, text, True) for ln, text in todos], set()
+        return [block], [Blank(cell_index, ln, text, True) for ln, text in todos], set(), {}
 
     stmts = tree.body
     inside = lambda ln: any(s.lineno < ln <= (s.end_lineno or s.lineno) for s in stmts)
@@ -106,7 +109,10 @@ def _split(cell_index: int, source: str) -> tuple[list[Block], list[Blank], set[
         blocks.append(Block(cell=cell_index, index=len(blocks), source="\n".join(masked), first_line=first,
                             last_line=last, todo=todo, assigns=assigns, defines=defines, blank=blank))
     # Functions whose body is still the stub count as unfilled, wherever their #todo sits.
+    signatures = {}
     for s in stmts:
+        if isinstance(s, ast.FunctionDef):     # the feedback page names a case's inputs after these
+            signatures.setdefault(s.name, tuple(a.arg for a in s.args.args))
         if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)):
             inner = [ln for ln, _ in todos if s.lineno < ln <= (s.end_lineno or s.lineno)]
             stub = _is_stub(s)
@@ -114,7 +120,7 @@ def _split(cell_index: int, source: str) -> tuple[list[Block], list[Blank], set[
                 unfilled.add(s.name)
             for ln in inner:
                 blanks.append(Blank(cell_index, ln, next(t for l2, t in todos if l2 == ln), not stub))
-    return blocks, blanks, unfilled
+    return blocks, blanks, unfilled, signatures
 
 
 def _is_blank_stmt(s: ast.stmt) -> bool:

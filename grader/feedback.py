@@ -16,7 +16,6 @@ quote numbers) and hidden runs' output off the student page. The reference's cod
 """
 from __future__ import annotations
 
-import ast
 import datetime
 import math
 import re
@@ -158,7 +157,6 @@ class _Context:
         lay = result.layout
         self.sources = diagnose.cell_sources(lay.blocks) if lay else {}
         self.cells = {c.index: c.source for c in result.submission.cells if c.kind == "code"}
-        self._signatures: dict | None = None
         self.broken = diagnose.broken_cells(result.run.cells, self.sources) if result.run else []
         self.title = rubric.title(lang) if rubric else result.assignment
 
@@ -240,23 +238,9 @@ class _Context:
                       diagnosis=_rich(seen(self.lang)) if seen else None,
                       inputs=inputs, outputs=outputs, boxes=_box_views(name, c, self.lang))
 
-    def _params(self, name: str) -> list[str]:
+    def _params(self, name: str) -> tuple[str, ...]:
         """The student's own parameter names for a function item (from their code, not the reference's)."""
-        if self._signatures is None:    # parsed once per page, not once per case shown
-            self._signatures = {}
-            for src in self.cells.values():
-                # Parsing is most of a case's cost, and a cell without the keyword `def` defines no
-                # function (keywords, unlike names, are only ever spelled in ASCII).
-                if "def" not in src:
-                    continue
-                try:
-                    tree = ast.parse(src)
-                except (SyntaxError, ValueError, RecursionError, MemoryError):
-                    continue
-                for node in tree.body:
-                    if isinstance(node, ast.FunctionDef):
-                        self._signatures.setdefault(node.name, [a.arg for a in node.args.args])
-        return self._signatures.get(name, [])
+        return self.r.layout.signatures.get(name, ()) if self.r.layout else ()
 
     def _item_error(self, i: ItemResult, name: str) -> Fields | None:
         """The item's own error, from the public run: a cell's (script items) or a call's (functions)."""

@@ -224,3 +224,4 @@ class Layout:
     unfilled: frozenset        # names (variables or functions) whose #todo was left as the starter had it
     skipped: tuple[Text, ...]  # magics and shell lines that were not run
     written: tuple[Written, ...]
+    signatures: dict = field(default_factory=dict)   # function -> its parameter names, first definition
