@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import io
+import itertools
 import json
 import linecache
 import os
@@ -32,6 +33,7 @@ import safetensors.torch as st
 
 try:
     import numpy
+    import numpy.random     # every runner seeds it, and numpy 2 imports it lazily (~11 ms a runner)
 except ImportError:  # pragma: no cover
     numpy = None
 
@@ -78,12 +80,7 @@ def main(argv: list[str]) -> int:
     os.dup2(2, 1)
     _libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)       # children of another uid cannot ptrace us anyway; same uid neither
     _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # orphans (setsid daemons) come back to us, to be killed
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.zeros(1) @ torch.zeros(1)                 # warm the kernels once, before forking
-    import gc
-    gc.collect()
-    gc.freeze()     # the runner's garbage collector then never walks (and so never copies) our pages
+    _warm_up()
     write_frame(_CTRL_OUT, json.dumps({"ready": True, "torch": torch.__version__, "pid": os.getpid(),
                                        "python": sys.version.split()[0],
                                        "numpy": getattr(numpy, "__version__", None)}).encode())
@@ -107,6 +104,59 @@ def main(argv: list[str]) -> int:
         _kill_descendants()
         _remove_tree(workdir)
         spare = _Runner.fork(job_uid)
+
+
+def _warm_up() -> None:
+    """What every runner would otherwise redo after its fork: done once, before forking."""
+    torch.set_num_threads(1)
+    # This imports torch's compiler (1 s, 70 MB): once here, not in each runner whose code uses
+    # torch.optim or torch.testing, which would import it too.
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.zeros(1) @ torch.zeros(1)                 # warm the kernels
+    repr(torch.zeros(1))                            # printing a tensor imports more of torch (~5 ms a runner)
+    import gc
+    gc.collect()
+    gc.freeze()     # the runner's garbage collector then never walks (and so never copies) our pages
+    _collapse_heap()
+
+
+_HUGE = 2 * 2**20
+_MADV_COLLAPSE = 25
+
+
+def _collapse_heap() -> None:
+    """Back the worker's heap with 2 MB pages where the kernel can (MADV_COLLAPSE, Linux 6.1+;
+    elsewhere refused, and nothing changes); ~0.4 s, once. Every job forks this process (~215 MB
+    of its own memory) and the runner exits again: fork copies, and exit tears down, one
+    page-table entry per 4 KB page, ~55000, but one per 2 MB page: ~6 ms less CPU a job. A runner
+    that writes into a huge page still copies only 4 KB of it (the kernel splits the runner's
+    mapping first). Only 2 MB stretches already (almost) all in memory are collapsed: filling
+    sparse ones would cost memory."""
+    if not sys.platform.startswith("linux"):
+        return          # `--sandbox none` on macOS: the advice number means something else there
+    madvise, mincore = _libc.madvise, _libc.mincore
+    madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    mincore.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
+    resident = (ctypes.c_ubyte * (_HUGE // 4096))()
+    for start, end in _anonymous_regions():
+        for chunk in range(-(-start // _HUGE) * _HUGE, end - _HUGE + 1, _HUGE):
+            if mincore(chunk, _HUGE, resident) == 0 and sum(b & 1 for b in resident) >= len(resident) * 7 // 8:
+                madvise(chunk, _HUGE, _MADV_COLLAPSE)
+
+
+def _anonymous_regions() -> list[tuple[int, int]]:
+    """Private writable memory backed by no file: malloc's heap and arenas, Python's arenas."""
+    out = []
+    try:
+        with open("/proc/self/maps") as f:
+            lines = f.readlines()
+    except OSError:     # no /proc mounted
+        return out
+    for line in lines:
+        fields = line.split()
+        if fields[1] == "rw-p" and (len(fields) == 5 or fields[5] == "[heap]"):
+            out.append(tuple(int(x, 16) for x in fields[0].split("-")))
+    return out
 
 
 class _Runner:
@@ -415,8 +465,9 @@ def _runner(spec, blob, steps, resume_at, skip, progress_fd, workdir):
     progress = os.fdopen(progress_fd, "wb", buffering=0)
     record = open(os.path.join(outdir, f"steps-{resume_at:04d}.jsonl"), "w", encoding="utf-8")
     inputs = _Inputs(blob)
+    codes = {}          # each block compiled once per job, though it runs under every seed
     namespace = None
-    # Values are written once per run, not once per step (a safetensors file costs ~0.5 ms). A
+    # Values are written once per run, not once per step (a safetensors file costs ~0.2 ms). A
     # runner killed mid-run loses that run's values, and the next runner's replay encodes them again.
     pending, pending_run = {}, None
     for n, step in enumerate(steps):
@@ -433,7 +484,7 @@ def _runner(spec, blob, steps, resume_at, skip, progress_fd, workdir):
             continue
         progress.write(b"B %d\n" % n)
         if step["kind"] == "block":
-            result = _run_block(run["blocks"][step["index"]], namespace, limits, replay, n, pending)
+            result = _run_block(run["blocks"][step["index"]], namespace, limits, replay, n, pending, codes)
         else:
             result = _run_call(run["calls"][step["index"]], namespace, inputs, limits, n, pending, run["seed"])
         progress.write(b"E %d\n" % n)
@@ -478,10 +529,34 @@ def _display(*objs, **kwargs):
 
 def _flush(tensors: dict, outdir: str, run, resume_at: int) -> None:
     if tensors:
-        st.save_file(tensors, os.path.join(outdir, f"values-{run}-{resume_at:04d}.safetensors"))
+        with open(os.path.join(outdir, f"values-{run}-{resume_at:04d}.safetensors"), "wb") as f:
+            f.write(_safetensors(tensors))
 
 
-def _run_block(block, namespace, limits, replay, n, tensors) -> dict:
+def _safetensors(tensors: dict) -> bytes:
+    """The safetensors file of {name: (dtype, shape, bytes)}, written here rather than by
+    safetensors.torch, whose Python side costs ~40 µs a tensor. The format: header length (8 bytes,
+    little-endian), a JSON header padded with spaces to a multiple of 8, then the data back to
+    back. In safetensors' own order (by dtype, widest first, then by name), which keeps every
+    tensor aligned and makes the file byte for byte what safetensors.torch.save writes."""
+    header, chunks, offset = {}, [], 0
+    for name, (dtype, shape, data) in sorted(tensors.items(), key=lambda kv: (_ST_ORDER[kv[1][0]], kv[0])):
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(data)]}
+        chunks.append(data)
+        offset += len(data)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return b"".join([struct.pack("<Q", len(text)), text] + chunks)
+
+
+def _compiled(source: str, filename: str, codes: dict):
+    code = codes.get((filename, source))
+    if code is None:
+        code = codes[filename, source] = compile(source, filename, "exec", dont_inherit=True)
+    return code
+
+
+def _run_block(block, namespace, limits, replay, n, tensors, codes) -> dict:
     filename = f"<cell {block['cell']}>"
     linecache.cache[filename] = (len(block["source"]), None, block["source"].splitlines(True), filename)
     out = _CappedText(limits["output_kb"] * 1024)
@@ -491,8 +566,7 @@ def _run_block(block, namespace, limits, replay, n, tensors) -> dict:
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = (io.StringIO(), io.StringIO()) if replay else (out, err)
     try:
-        code = compile(block["source"], filename, "exec", dont_inherit=True)
-        exec(code, namespace)
+        exec(_compiled(block["source"], filename, codes), namespace)
     except SystemExit as e:
         result.update(status="exit", note=f"sys.exit({e.code!r}) was called")
     except BaseException as e:  # the student's exception, whatever it is, is a result
@@ -560,7 +634,7 @@ def _error_info(e: BaseException) -> dict:
         info.update(message=e.msg, cell=int(cell) if cell.isdigit() else None, line=e.lineno,
                     source_line=(e.text or "").rstrip("\n"), caret=e.offset, traceback="")
         return info
-    frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename.startswith("<cell ")]
+    frames = _cell_frames(e.__traceback__)
     lines = []
     for f in frames:
         lines.append(f"  {f.filename[1:-1]}, line {f.lineno}, in {f.name}\n    {f.line or ''}")
@@ -569,6 +643,16 @@ def _error_info(e: BaseException) -> dict:
         info.update(cell=int(last.filename[6:-1]), line=last.lineno, source_line=last.line or "")
     info["traceback"] = "\n".join(lines + [f"{type(e).__name__}: {str(e)[:2000]}"])
     return info
+
+
+def _cell_frames(tb) -> traceback.StackSummary:
+    """extract_tb(tb) without the frames outside the student's cells: extracting ours and torch's
+    (source positions, source files read) costs ~40 µs a frame, and they were dropped anyway."""
+    frames = traceback.walk_tb(tb)
+    limit = getattr(sys, "tracebacklimit", None)
+    if limit is not None:       # extract_tb cuts the whole traceback there, before our filter
+        frames = itertools.islice(frames, max(limit, 0))
+    return traceback.StackSummary.extract((f, n) for f, n in frames if f.f_code.co_filename.startswith("<cell "))
 
 
 def _encode(value, key: str, tensors: dict, limits: dict, depth: int = 0) -> dict:
@@ -614,14 +698,43 @@ def _encode_tensor(t, key, tensors, limits) -> dict:
     plain = t.detach()
     if plain.is_conj() or plain.is_neg():
         plain = plain.resolve_conj().resolve_neg()
-    plain = plain.clone(memory_format=torch.contiguous_format)   # a plain copy: no view of the student's storage
-    tensors[key] = plain
+    tag = _DTYPES.get(_dtype(plain))
+    if tag is None or not _within_storage(plain):     # only a tensor someone tampered with
+        return {"kind": "refused", "type": "torch.Tensor", "reason": "its shape or dtype does not match its storage"}
+    tensors[key] = (tag, list(_size(plain)), _snapshot(plain))
     return {"kind": "tensor", "key": key, "requires_grad": bool(t.requires_grad)}
 
 
-# What the trusted side accepts back (it checks again); complex and quantized tensors are refused.
-_DTYPES = frozenset({torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
-                     torch.float16, torch.bfloat16, torch.float32, torch.float64})
+# Bound at import: what decides how much raw memory is read must not go through anything the
+# student's code can replace (torch.Tensor.size = ...) before we read it.
+_T = torch.Tensor
+_contiguous, _data_ptr, _numel, _element_size = _T.contiguous, _T.data_ptr, _T.numel, _T.element_size
+_size, _stride, _storage_offset, _untyped_storage = _T.size, _T.stride, _T.storage_offset, _T.untyped_storage
+_storage_nbytes, _dtype, _string_at = torch.UntypedStorage.nbytes, _T.dtype.__get__, ctypes.string_at
+
+
+def _within_storage(t) -> bool:
+    """A tensor's shape can be made to outrun its storage (`untyped_storage().resize_(0)`);
+    copying it would read memory that is not its own, or crash."""
+    if _numel(t) == 0:
+        return True
+    last = _storage_offset(t) + sum((n - 1) * step for n, step in zip(_size(t), _stride(t)))
+    return (last + 1) * _element_size(t) <= _storage_nbytes(_untyped_storage(t))
+
+
+def _snapshot(t) -> bytes:
+    """The tensor's bytes, copied now: the student's code may still change the tensor later."""
+    dense = _contiguous(t)          # the tensor itself when it is already dense, else a dense copy
+    size = _numel(dense) * _element_size(dense)
+    return _string_at(_data_ptr(dense), size) if size else b""
+
+
+# What the trusted side accepts back (it checks again), with their safetensors names; complex and
+# quantized tensors are refused.
+_DTYPES = {torch.bool: "BOOL", torch.uint8: "U8", torch.int8: "I8", torch.int16: "I16", torch.int32: "I32",
+           torch.int64: "I64", torch.float16: "F16", torch.bfloat16: "BF16", torch.float32: "F32",
+           torch.float64: "F64"}
+_ST_ORDER = {tag: rank for rank, tag in enumerate(("I64", "F64", "F32", "I32", "BF16", "F16", "I16", "I8", "U8", "BOOL"))}
 
 
 class _Inputs:
