@@ -153,7 +153,7 @@ def test_cases_are_deterministic_small_and_well_formed(item):
     gen = resolve(item["cases"])
     for seed, public in [(RUBRIC["assignment"]["public_seed"], True)] + [(s, False) for s in RUBRIC["assignment"]["hidden_seeds"]]:
         first, second = gen(seed, public), gen(seed, public)
-        assert 5 <= len(first) <= 15
+        assert 4 <= len(first) <= 15
         ids = [c["id"] for c in first]
         assert len(ids) == len(set(ids))
         for a, b in zip(first, second):
@@ -166,3 +166,31 @@ def test_cases_are_deterministic_small_and_well_formed(item):
                     assert x is None or isinstance(x, (int, float, bool)) or (
                         isinstance(x, tuple) and all(isinstance(v, int) for v in x)), x
                     assert x == y
+
+
+def _hidden_runs(item):
+    """{hidden seed: [(args, kwargs, expected)]} for a function item."""
+    reference = resolve(item["reference"])
+    out = {}
+    for seed in RUBRIC["assignment"]["hidden_seeds"]:
+        out[seed] = [(c["args"], c.get("kwargs", {}), reference(*_clone(c["args"]), **c.get("kwargs", {})))
+                     for c in resolve(item["cases"])(seed, False)]
+    return out
+
+
+FUNCTION_MISTAKES = [(item, m) for item, m in MISTAKES if item["kind"] == "function"]
+
+
+@pytest.mark.parametrize("item,mistake", FUNCTION_MISTAKES, ids=[f"{i['id']}:{m['id']}" for i, m in FUNCTION_MISTAKES])
+def test_each_hidden_seed_alone_catches_every_known_mistake(item, mistake):
+    """What makes HIDDEN_RANDOM (cases.py) enough: a student whose code is right on the public
+    cases but carries a known mistake still fails every hidden seed, each on its own."""
+    fn = resolve(mistake["function"])
+    for seed, runs in _hidden_runs(item).items():
+        caught = 0
+        for args, kwargs, want in runs:
+            try:
+                caught += differs(fn(*_clone(args), **kwargs), want, item)
+            except Exception:  # noqa: BLE001 - an error is caught too
+                caught += 1
+        assert caught, f"{mistake['id']} passes every case of hidden seed {seed}"

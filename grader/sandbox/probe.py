@@ -109,9 +109,10 @@ def main(argv: list[str]) -> int:
 def _warm_up() -> None:
     """What every runner would otherwise redo after its fork: done once, before forking."""
     torch.set_num_threads(1)
-    # This imports torch's compiler (1 s, 70 MB): once here, not in each runner whose code uses
-    # torch.optim or torch.testing, which would import it too.
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    # What torch.use_deterministic_algorithms does, minus importing torch's compiler to set its
+    # config: that import is 1 s and 70 MB per worker start, and only torch.compile reads it. (A
+    # runner whose code imports torch.optim pays that import itself, within its cell's time.)
+    torch._C._set_deterministic_algorithms(True, warn_only=True)
     torch.zeros(1) @ torch.zeros(1)                 # warm the kernels
     repr(torch.zeros(1))                            # printing a tensor imports more of torch (~5 ms a runner)
     import gc

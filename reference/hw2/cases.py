@@ -19,6 +19,10 @@ from . import attention as _attention
 from . import boxes as _boxes
 
 F32 = torch.float32
+# Random cases per hidden seed and function, beside the hidden edge cases. Measured: every known
+# mistake (mistakes.py) already fails on the first 3 of each hidden seed alone; 8 made a batch
+# spend a fifth more time on calls that decided nothing new.
+HIDDEN_RANDOM = 4
 
 
 def _case(id: str, zh: str, en: str, *args, **kwargs) -> dict:
@@ -116,7 +120,7 @@ def scaled_dot_product_attention(seed: int, public: bool) -> list[dict]:
         cases.append(_case("single-query", "只有一个查询", "a single query",
                            torch.randn(1, 8, generator=g), torch.randn(4, 8, generator=g),
                            torch.randn(4, 2, generator=g), _random_mask(g, (1, 4))))
-        cases += [_random_sdpa(g, f"random-{i}") for i in range(1, 9)]
+        cases += [_random_sdpa(g, f"random-{i}") for i in range(1, HIDDEN_RANDOM + 1)]
     return cases
 
 
@@ -170,7 +174,7 @@ def multi_head_attention(seed: int, public: bool) -> list[dict]:
                            torch.randn(1, 6, generator=g), *_mha_weights(g, 6), 3, causal=True))
         cases += [_random_mha(g, f"random-{i}") for i in range(1, 3)]
     else:
-        cases += [_random_mha(g, f"random-{i}") for i in range(1, 9)]
+        cases += [_random_mha(g, f"random-{i}") for i in range(1, HIDDEN_RANDOM + 1)]
     return cases
 
 
@@ -214,7 +218,7 @@ def box_iou(seed: int, public: bool) -> list[dict]:
         cases.append(_case("random-2", "随机整数坐标：6 个框对 3 个框", "random integer coordinates: 6 boxes against 3",
                            _random_boxes(g, 6, 20, True), _random_boxes(g, 3, 20, True)))
     else:
-        for i in range(1, 9):
+        for i in range(1, HIDDEN_RANDOM + 1):
             n, m = _randint(g, 1, 8), _randint(g, 1, 8)
             span = _choice(g, [10.0, 50.0, 300.0])
             integer = bool(_randint(g, 0, 1))
@@ -298,7 +302,7 @@ def nms(seed: int, public: bool) -> list[dict]:
         cases.append(_random_nms(g, "random-2", 20, 0.3))
     else:
         cases.append(_case("empty-input", "没有框", "no boxes", torch.zeros(0, 4), torch.zeros(0), 0.7))
-        for i, thr in enumerate([0.3, 0.5, 0.7, 0.25, 0.0, 1.0, 0.45, 0.6], 1):
+        for i, thr in enumerate([0.3, 0.5, 0.7, 0.25, 0.0, 1.0, 0.45, 0.6][:HIDDEN_RANDOM], 1):
             cases.append(_random_nms(g, f"random-{i}", _randint(g, 2, 24), thr))
         cases += [_exact_threshold_nms(g, f"exact-threshold-{i}") for i in range(1, 3)]
     return cases
@@ -333,7 +337,7 @@ def encode_boxes(seed: int, public: bool) -> list[dict]:
             P = _proposals(g, n)
             cases.append(_case(f"random-{i}", f"随机：{n} 对框", f"random: {n} pairs of boxes", P, _boxes.decode_boxes(P, _random_deltas(g, n))))
     else:
-        for i in range(1, 9):
+        for i in range(1, HIDDEN_RANDOM + 1):
             n = _randint(g, 1, 10)
             P = _proposals(g, n)
             cases.append(_case(f"random-{i}", f"随机：{n} 对框", f"random: {n} pairs of boxes", P, _boxes.decode_boxes(P, _random_deltas(g, n))))
@@ -358,7 +362,7 @@ def decode_boxes(seed: int, public: bool) -> list[dict]:
         for i, n in enumerate([3, 6], 1):
             cases.append(_case(f"random-{i}", f"随机：{n} 个框", f"random: {n} boxes", _proposals(g, n), _random_deltas(g, n)))
     else:
-        for i in range(1, 9):
+        for i in range(1, HIDDEN_RANDOM + 1):
             n = _randint(g, 1, 10)
             cases.append(_case(f"random-{i}", f"随机：{n} 个框", f"random: {n} boxes", _proposals(g, n), _random_deltas(g, n)))
     return cases
@@ -436,7 +440,7 @@ def roi_pool(seed: int, public: bool) -> list[dict]:
                            fmap(1, 3, 4, 4), torch.zeros(0, 5), (2, 2), 0.5))
         cases += [_random_roi_case(g, f"random-{i}") for i in range(1, 4)]
     else:
-        cases += [_random_roi_case(g, f"random-{i}") for i in range(1, 10)]
+        cases += [_random_roi_case(g, f"random-{i}") for i in range(1, HIDDEN_RANDOM + 1)]
         features = torch.randn(2, 2, 5, 6, generator=g)
         rois = _random_rois(g, 3, 1, 5, 6, 0.5)
         rois[:, 0] = 1
