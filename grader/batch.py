@@ -98,7 +98,7 @@ class Config:
     timeout: float | None
     lang: str
     functions: frozenset
-    starter: frozenset
+    starter: tuple                   # the starter files' paths: their lines are nobody's own code
     feedback: bool
 
 
@@ -137,7 +137,7 @@ def render_page(grader, result, task: Task, cfg: Config) -> bytes:
 
 def grade_task(grader, task: Task, cfg: Config) -> Graded:
     from .report import to_json
-    from .similarity import own_code
+    from .similarity import own_code, starter_lines
     t0 = time.perf_counter()
     try:
         result = grader.grade(task.path, task.student)
@@ -153,7 +153,7 @@ def grade_task(grader, task: Task, cfg: Config) -> Graded:
         elif result.run is not None and result.run.limit_hit:
             failed = "hit a limit: " + result.run.limit_hit
         return Graded(task.student, task.content_sha256, time.perf_counter() - t0, failed,
-                      own_code(result, cfg.functions, cfg.starter), to_json(result, cfg.lang), html,
+                      own_code(result, cfg.functions, starter_lines(cfg.starter)), to_json(result, cfg.lang), html,
                       override_id=task.override_id, page_error=page_error)
     except Exception as e:     # a grader bug on one submission must not stop the class
         return Graded(task.student, task.content_sha256, time.perf_counter() - t0, None, {}, None,
@@ -198,10 +198,13 @@ def shared_reference(cfg: Config):
 
 def new_grader(cfg: Config):
     from .pipeline import Grader, single_threaded_torch
+    from .similarity import starter_lines
     single_threaded_torch()      # a process pool's or Dask worker's process is ours too
     slot, fd = claim_slot()
     try:
         g = Grader(cfg.rubric_path, sandbox=cfg.sandbox, timeout=cfg.timeout, slot=slot, reference=shared_reference(cfg))
+        g.worker.spawn()        # it boots (about a second) while this thread prepares the host's side
+        starter_lines(cfg.starter)
         g.warm()
     except BaseException:
         os.close(fd)
@@ -357,10 +360,9 @@ class Progress:
 
 
 def make_config(rubric, sandbox: str, timeout: float | None, lang: str | None) -> Config:
-    from .similarity import starter_lines
     return Config(rubric_path=str(rubric.path), sandbox=sandbox, timeout=timeout, lang=lang or rubric.lang,
                   functions=frozenset(i.name for i in rubric.items_of("function")),
-                  starter=starter_lines(rubric.starter), feedback=write_feedback is not None)
+                  starter=tuple(str(p) for p in rubric.starter), feedback=write_feedback is not None)
 
 
 def run_batch(submissions_dir, rubric_path, out_dir, jobs: int = 0, force: bool = False,
@@ -389,13 +391,16 @@ def run_batch(submissions_dir, rubric_path, out_dir, jobs: int = 0, force: bool 
             results = run_processes(tasks, cfg, jobs)
         else:
             results = run_threads(tasks, cfg, jobs)
+        runs = {}          # this batch's runs, kept so the exports below need not parse them back
         for g in results:
-            commit(book, out, g, fingerprint, summary)
+            run = commit(book, out, g, fingerprint, summary)
+            if run is not None:
+                runs[g.student] = run
             bar.step(bool(g.failed or g.error))
         # Students graded now have their exports (commit writes them); any whose exports are
         # missing (an output folder from elsewhere, files deleted) get them here. The CSV is whole.
         unexported = {s for s, _ in found if not (out / "gradescope" / s / "results.json").exists()}
-        grades = exports.write_all(out, book, [i.id for i in rubric.items], unexported)
+        grades = exports.write_all(out, book, [i.id for i in rubric.items], unexported, known=runs)
         pairs, n = find_pairs({s: c.run.own_code for s, c in grades.items()})
         summary.similar_pairs = n
         exports.render_summary(out, exports.summary_data(grades, rubric, cfg.lang, pairs, n, summary.errors,
@@ -421,11 +426,12 @@ def plan(book: Gradebook, found, fingerprint, force: bool, cfg: Config, out: Pat
     return tasks
 
 
-def commit(book: Gradebook, out: Path, g: Graded, fingerprint, summary: BatchSummary) -> None:
+def commit(book: Gradebook, out: Path, g: Graded, fingerprint, summary: BatchSummary):
+    """Write one Graded's files, then its run; returns the stored Run (None for a grader error)."""
     if g.error is not None:
         summary.errors[g.student] = g.error
-        return
-    from .exports import write_student
+        return None
+    from .exports import _dumps, write_student
     from .gradebook import apply_overrides_json
     # The files first, then the gradebook: a committed run always has its page and exports, and a
     # crash in between leaves an uncommitted run that the next batch grades (and writes) again.
@@ -435,10 +441,14 @@ def commit(book: Gradebook, out: Path, g: Graded, fingerprint, summary: BatchSum
         tmp = page.with_name(page.name + ".tmp")
         tmp.write_bytes(g.feedback_html)
         os.replace(tmp, page)
-    write_student(out, g.student, apply_overrides_json(g.result, book.overrides(g.student).get(g.student, {})), g.seconds)
-    book.add_run(g.student, g.content_sha256, fingerprint[0], fingerprint[1], g.seconds, g.failed, g.own_code,
-                 g.result, page_override_id=g.override_id if g.feedback_html is not None else None)
+    shown = apply_overrides_json(g.result, book.overrides(g.student).get(g.student, {}))
+    text = _dumps(g.result)         # encoded once: the results file and the gradebook hold the same JSON
+    write_student(out, g.student, shown, g.seconds, text if shown is g.result else None)
+    run = book.add_run(g.student, g.content_sha256, fingerprint[0], fingerprint[1], g.seconds, g.failed, g.own_code,
+                       g.result, page_override_id=g.override_id if g.feedback_html is not None else None,
+                       result_json=text)
     if g.page_error:
         summary.page_errors[g.student] = g.page_error
     summary.graded += 1
     summary.failed += bool(g.failed)
+    return run

@@ -25,8 +25,8 @@ class Current:
     result: dict                     # JSON schema 1, manual scores applied
 
 
-def current(book: Gradebook, students: set[str] | None = None) -> dict[str, Current]:
-    runs = book.latest()
+def current(book: Gradebook, students: set[str] | None = None, known: dict | None = None) -> dict[str, Current]:
+    runs = book.latest(known=known)
     overrides = book.overrides()
     return {s: Current(r, apply_overrides_json(r.result, overrides.get(s, {})))
             for s, r in runs.items() if students is None or s in students}
@@ -44,10 +44,6 @@ def _dumps(data) -> str:
     # Compact on purpose: with `indent` the json module falls back to its pure-Python encoder, which
     # cost a batch ~30 ms per student on results that hold tensors as nested lists.
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-
-
-def write_result(out: Path, student: str, result: dict) -> None:
-    write_atomic(out / "results" / f"{student}.json", _dumps(result))
 
 
 def write_csv(out: Path, grades: dict[str, Current], item_ids: list[str]) -> Path:
@@ -88,15 +84,18 @@ def gradescope(result: dict, seconds: float) -> dict:
             "stdout_visibility": "hidden", "tests": tests}
 
 
-def write_student(out: Path, student: str, result: dict, seconds: float) -> None:
-    """One student's exports: results/<student>.json and gradescope/<student>/results.json."""
-    write_result(out, student, result)
+def write_student(out: Path, student: str, result: dict, seconds: float, text: str | None = None) -> None:
+    """One student's exports: results/<student>.json (`text`: `result` already serialised by
+    `_dumps`) and gradescope/<student>/results.json."""
+    write_atomic(out / "results" / f"{student}.json", text or _dumps(result))
     write_atomic(out / "gradescope" / student / "results.json", _dumps(gradescope(result, seconds)))
 
 
-def write_all(out: Path, book: Gradebook, item_ids: list[str], students: set[str] | None = None) -> dict[str, Current]:
-    """Refresh every export of the given students (all when None) and the CSV; returns all grades."""
-    grades = current(book)
+def write_all(out: Path, book: Gradebook, item_ids: list[str], students: set[str] | None = None,
+              known: dict | None = None) -> dict[str, Current]:
+    """Refresh every export of the given students (all when None) and the CSV; returns all grades.
+    `known`: student -> Run the caller has in hand (see Gradebook.latest)."""
+    grades = current(book, known=known)
     for s, cur in grades.items():
         if students is None or s in students:
             write_student(out, s, cur.result, cur.run.seconds)

@@ -101,29 +101,37 @@ class Gradebook:
     # -- runs ------------------------------------------------------------------------------------
     def add_run(self, student: str, content_sha256: str, rubric_sha256: str, grader_version: str,
                 seconds: float, failed: str | None, own_code: dict, result: dict,
-                page_override_id: int | None = None) -> int:
+                page_override_id: int | None = None, result_json: str | None = None) -> Run:
+        """Store a run (one transaction) and return it as `latest` would. `result_json`: the result
+        already serialised by the caller, to spare a second encoding of the same dict."""
+        graded_at = time.time()
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             cur = self.db.execute(
                 "INSERT INTO runs (student, content_sha256, rubric_sha256, grader_version, graded_at, seconds, "
                 "score, max_score, failed, own_code, result) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (student, content_sha256, rubric_sha256, grader_version, time.time(), seconds,
+                (student, content_sha256, rubric_sha256, grader_version, graded_at, seconds,
                  float(result["score"]), float(result["max_score"]), failed,
-                 json.dumps(own_code, ensure_ascii=False), json.dumps(result, ensure_ascii=False)))
+                 json.dumps(own_code, ensure_ascii=False), result_json or json.dumps(result, ensure_ascii=False)))
             if page_override_id is not None:
                 self.db.execute("INSERT OR REPLACE INTO pages (student, override_id) VALUES (?, ?)",
                                 (student, page_override_id))
-            return cur.lastrowid
+        return Run(id=cur.lastrowid, student=student, content_sha256=content_sha256, rubric_sha256=rubric_sha256,
+                   grader_version=grader_version, graded_at=graded_at, seconds=seconds, score=float(result["score"]),
+                   max_score=float(result["max_score"]), failed=failed, own_code=own_code, result=result)
 
-    def latest(self, student: str | None = None) -> dict[str, Run]:
-        """The current run of every student (or of one)."""
+    def latest(self, student: str | None = None, known: dict[str, Run] | None = None) -> dict[str, Run]:
+        """The current run of every student (or of one). `known`: runs the caller holds already
+        (a batch's own); where one is still the latest, it is used instead of parsing its JSON."""
         sql = ("SELECT r.* FROM runs r JOIN (SELECT student, MAX(id) AS id FROM runs GROUP BY student) m "
                "ON r.id = m.id")
         args: tuple = ()
         if student is not None:
             sql += " WHERE r.student = ?"
             args = (student,)
-        return {row[1]: _run(row) for row in self.db.execute(sql + " ORDER BY r.student", args)}
+        known = known or {}
+        return {row[1]: known[row[1]] if row[1] in known and known[row[1]].id == row[0] else _run(row)
+                for row in self.db.execute(sql + " ORDER BY r.student", args)}
 
     def fingerprints(self) -> dict[str, tuple[str, str, str]]:
         """student -> (content, rubric, grader version) of the latest run: enough to decide what to skip

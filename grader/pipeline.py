@@ -71,15 +71,17 @@ class Grader:
 
     def warm(self) -> None:
         """Start the sandbox and compute the reference's values now, so that the first submission's
-        grading time is its own (a batch lists its slowest submissions)."""
+        grading time is its own (a batch lists its slowest submissions). The values are computed
+        while the worker boots."""
         if self.worker.proc is None:
-            self.worker.start()
+            self.worker.spawn()
         for label, seed in self.rubric.runs:
             if self.rubric.script:
                 self.reference.script_expected(seed)
         for item in self.rubric.items_of("function"):
             for case in self.reference.cases(item):
                 self.reference.expected(item, case)
+        self.worker.wait_ready()
 
     def environment(self, seconds: float) -> dict:
         info = self.worker.info

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins
 import difflib
+import functools
 import io
 import keyword
 import tokenize
@@ -39,8 +40,10 @@ class Pair:
     regions: tuple[tuple[str, str, str, float], ...]   # (region, code of a, code of b, similarity)
 
 
-def starter_lines(paths) -> frozenset[str]:
-    """Every stripped line of the starter files: these are the instructor's, not the student's."""
+@functools.lru_cache(maxsize=8)
+def starter_lines(paths: tuple[str, ...]) -> frozenset[str]:
+    """Every stripped line of the starter files: these are the instructor's, not the student's.
+    Read once per process (loading a notebook costs ~0.1 s)."""
     from .load import load_submission
     lines: set[str] = set()
     for p in paths:

@@ -55,6 +55,12 @@ class Worker:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
+        self.spawn()
+        self.wait_ready()
+
+    def spawn(self) -> None:
+        """Start the worker without waiting for it: it imports torch (about a second) while the
+        caller prepares its side. `wait_ready` (or the first job) waits for it."""
         notes = []
         # The worker's stderr goes to a file: a pipe nobody drains would block it once full.
         self._stderr = tempfile.TemporaryFile()
@@ -83,13 +89,18 @@ class Worker:
                                          env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "OMP_NUM_THREADS": "1",
                                               "HOME": os.environ.get("HOME", "/tmp")})
         os.set_blocking(self.proc.stdout.fileno(), False)
+        self.notes = tuple(notes)
+        self.info = {}
+
+    def wait_ready(self) -> None:
+        if self.info:
+            return
         try:
             self.info = json.loads(self._read_frame(time.monotonic() + READY_SECONDS))
         except WorkerDied:
             err = self._stderr_tail()
             self.close()
             raise SandboxError(f"the {self.kind} sandbox did not start: {err or 'no output'}")
-        self.notes = tuple(notes)
 
     def close(self) -> None:
         if self.proc is not None:
@@ -118,7 +129,8 @@ class Worker:
         """Send a job and wait for the answer at most `budget` seconds. Raises WorkerDied (and
         leaves the worker closed, to be restarted) when the worker did not answer."""
         if self.proc is None:
-            self.start()
+            self.spawn()
+        self.wait_ready()
         self._counter += 1
         key = spec.get("calls_key")
         if key and key == self._sent_key:
