@@ -166,6 +166,7 @@ def _function(item: Item, layout: Layout, run: RunResult, ref: Reference) -> Ite
         return _result(item, "missing", 0.0, Text(f"没有定义函数 `{item.name}`", f"`{item.name}` is not defined")
                        if not note or "not defined" in note else Text(note, note))
     checks, explanations, errors = [], [], 0
+    candidates = {mk.id for mk in item.mistakes}      # the known mistakes that fit every failing case so far
     for case in cases:
         o = outcomes.get(case.id)
         expected = ref.expected(item, case)
@@ -177,14 +178,15 @@ def _function(item: Item, layout: Layout, run: RunResult, ref: Reference) -> Ite
                                     about=case.about, expected=expected if show else None,
                                     inputs=case.args if show else None))
             explanations.append([])
+            candidates = set()        # an error is no known mistake: none can explain every failure
             continue
         m = compare(o.value, expected, item)
         why = []
         if not m.passed:
-            # every known mistake this value matches: two mistakes can agree on one case
-            # (both causal variants give [[False]] for n = 1), so the verdict looks across cases
-            why = [(mk.id, mk.credit, mk.hint) for mk in item.mistakes
-                   if matches(o.value, ref.mistake(item, mk.id, case), item)]
+            # two mistakes can agree on one case (both causal variants give [[False]] for n = 1),
+            # so the verdict looks for one that fits every failing case
+            why = _fitting(item, o.value, case, ref, candidates)
+            candidates &= {w[0] for w in why}
             explanations.append(why)
         checks.append(CaseCheck(case_id=case.id, run=case.run, public=case.public, passed=m.passed, message=m.message,
                                 about=case.about, mistake=why[0][0] if why else None, max_abs=m.max_abs, max_rel=m.max_rel,
@@ -197,6 +199,20 @@ def _function(item: Item, layout: Layout, run: RunResult, ref: Reference) -> Ite
         return _result(item, "error", 0.0, Text(f"`{item.name}` 在所有测试中都出错：", f"`{item.name}` failed on every case: ")
                        + first.message, hint=diagnose.error_hint(err, src), cases=checks)
     return _verdict(item, checks, explanations)
+
+
+def _fitting(item: Item, value, case, ref: Reference, candidates: set) -> list[tuple]:
+    """(id, credit, hint) of the known mistakes this failing value matches, in the rubric's order:
+    all of them up to the first match (it labels the case), after that only those that fit every
+    earlier failing case too. The others cannot be the verdict's common mistake, and testing them
+    was most of the time a failing submission cost to score."""
+    found = []
+    for mk in item.mistakes:
+        if found and mk.id not in candidates:
+            continue
+        if matches(value, ref.mistake(item, mk.id, case), item):
+            found.append((mk.id, mk.credit, mk.hint))
+    return found
 
 
 def _outcome_message(item: Item, o) -> Text:
