@@ -34,16 +34,18 @@ def single_threaded_torch() -> None:
 
 class Grader:
     def __init__(self, rubric: Rubric | str | Path, sandbox: str = "bwrap", timeout: float | None = None, slot: int = 0,
-                 reference=None):
+                 reference=None, worker=None):
         """`reference` defaults to the rubric's reference package; a student's self-check passes an
-        object with the same methods that answers from the pack's public checks instead."""
+        object with the same methods that answers from the pack's public checks instead. `worker`:
+        a Worker or WorkerPool shared with other Graders (the caller closes it), else one of its own."""
         self.rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
         if reference is None:
             reference = Reference(self.rubric)
             reference.check()
         self.reference = reference
         self.timeout = timeout
-        self.worker = Worker(sandbox, slot)
+        self.worker = worker if worker is not None else Worker(sandbox, slot)
+        self._owns_worker = worker is None
 
     def __enter__(self):
         return self
@@ -52,7 +54,8 @@ class Grader:
         self.close()
 
     def close(self) -> None:
-        self.worker.close()
+        if self._owns_worker:
+            self.worker.close()
 
     def grade(self, path: str | Path, student: str | None = None) -> GradeResult:
         t0 = time.perf_counter()

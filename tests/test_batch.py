@@ -76,6 +76,15 @@ def test_batch_gives_exact_grades_in_csv_and_sqlite(graded):
                      page, re.S).groups() == ("5", str(len(EXPECTED)))
 
 
+def test_two_threads_share_one_sandbox(tmp_path):
+    """jobs=1: one sandbox, two grader threads taking turns on it; every grade is still exact."""
+    names = ["002_correct_notebook", "004_attention_mistakes", "005_detection_mistakes", "006_blank_starter"]
+    out = tmp_path / "out"
+    summary = batch(copy_samples(tmp_path / "subs", names), out, jobs=1)
+    assert summary.graded == 4 and not summary.errors
+    assert csv_totals(out) == {n: EXPECTED[n] for n in names}
+
+
 def test_rerun_grades_nothing(graded):
     subs, out, _ = graded
     before = sqlite3.connect(out / "gradebook.sqlite").execute("SELECT COUNT(*) FROM runs").fetchone()[0]
