@@ -4,7 +4,7 @@
 
 Generates N hw2 submissions (copies of the fast samples, mixed correct and mistaken, each with a
 distinct trailing comment so every content hash differs) in a temp dir, grades them end to end with
-`run_batch` (feedback pages included when grader/feedback.py is present), then grades a sample of
+`run_batch` (feedback pages included), then grades a sample of
 them with `python grade.py grade X --json ...` subprocesses using the same parallelism, and prints
 submissions per second for both and the ratio. 007_partly_broken (an infinite loop, ~10 s by
 design) is left out: it measures the time limit, not the grader.
@@ -60,7 +60,7 @@ def main() -> int:
     ap.add_argument("--fresh-sample", type=int, default=20,
                     help="how many of the N to grade with a fresh interpreter each (the rate is per submission)")
     args = ap.parse_args()
-    from grader.batch import run_batch, write_feedback
+    from grader.batch import run_batch
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
         tmp = Path(tmp)
         subs = generate(tmp / "subs", args.n)
@@ -80,7 +80,7 @@ def main() -> int:
         fresh_s = fresh(sample, args.jobs, tmp / "fresh")
     batch_rate = args.n / batch_s
     print(f"batch ({args.executor}, jobs={args.jobs}): {args.n} submissions in {batch_s:.1f} s = "
-          f"{batch_rate:.2f} submissions/s  (feedback pages: {pages}{'' if write_feedback else ', feedback.py absent'})")
+          f"{batch_rate:.2f} submissions/s  (feedback pages: {pages})")
     print(f"incremental rerun (nothing to grade): {rerun_s:.2f} s")
     if sample:
         fresh_rate = len(sample) / fresh_s

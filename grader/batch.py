@@ -12,7 +12,6 @@ from __future__ import annotations
 import atexit
 import fcntl
 import hashlib
-import inspect
 import os
 import queue
 import sys
@@ -25,12 +24,7 @@ from pathlib import Path
 from .gradebook import Gradebook, apply_overrides, review  # noqa: F401  (review: for the CLI)
 from .load import _IGNORED
 
-try:       # written concurrently by another engineer; without it the batch writes no HTML pages
-    from .feedback import write_feedback
-except ImportError:
-    write_feedback = None
-# Handing over the Grader's rubric spares write_feedback a rubric load per page (the hot path).
-_PAGE_TAKES_RUBRIC = write_feedback is not None and "rubric" in inspect.signature(write_feedback).parameters
+from .feedback import render_feedback
 
 VERSION = "0.1.0"
 # Modules that only present or coordinate: editing them must not make every submission regrade.
@@ -128,11 +122,8 @@ class Graded:
 def render_page(grader, result, task: Task, cfg: Config) -> bytes:
     """Pages are rendered where the GradeResult lives (possibly a Dask worker on another machine)
     and travel back as bytes: the coordinator alone writes the output folder."""
-    extra = {"rubric": grader.rubric} if _PAGE_TAKES_RUBRIC else {}
-    with tempfile.TemporaryDirectory(prefix="grader-page-") as d:
-        page = Path(d) / "page.html"
-        write_feedback(apply_overrides(result, task.overrides), page, cfg.lang, **extra)
-        return page.read_bytes()
+    # The Grader's rubric spares the page a rubric load of its own (the hot path).
+    return render_feedback(apply_overrides(result, task.overrides), cfg.lang, rubric=grader.rubric).encode("utf-8")
 
 
 def grade_task(grader, task: Task, cfg: Config) -> Graded:
@@ -142,7 +133,7 @@ def grade_task(grader, task: Task, cfg: Config) -> Graded:
     try:
         result = grader.grade(task.path, task.student)
         html, page_error = None, None
-        if cfg.feedback and write_feedback is not None:
+        if cfg.feedback:
             try:
                 html = render_page(grader, result, task, cfg)
             except Exception as e:    # a broken page must not cost the grade; the next run redraws it
@@ -387,7 +378,7 @@ class Progress:
 def make_config(rubric, sandbox: str, timeout: float | None, lang: str | None) -> Config:
     return Config(rubric_path=str(rubric.path), sandbox=sandbox, timeout=timeout, lang=lang or rubric.lang,
                   functions=frozenset(i.name for i in rubric.items_of("function")),
-                  starter=tuple(str(p) for p in rubric.starter), feedback=write_feedback is not None)
+                  starter=tuple(str(p) for p in rubric.starter), feedback=True)
 
 
 def run_batch(submissions_dir, rubric_path, out_dir, jobs: int = 0, force: bool = False,
