@@ -264,8 +264,7 @@ def run_threads(tasks: list[Task], cfg: Config, jobs: int):
         try:
             g = Grader(cfg.rubric_path, sandbox=cfg.sandbox, timeout=cfg.timeout, reference=shared_reference(cfg),
                        worker=pool)
-            starter_lines(cfg.starter)
-            g.warm()
+            g.warm()            # the shared values are ready: this waits for the sandboxes
         except BaseException as e:       # the sandbox cannot start: the instructor's problem, raise it
             done.put(e)
             return
@@ -282,7 +281,11 @@ def run_threads(tasks: list[Task], cfg: Config, jobs: int):
     n_threads = n_workers + 1 if len(tasks) > n_workers else n_workers
     threads = [threading.Thread(target=work, daemon=True, name=f"grader-{k}") for k in range(n_threads)]
     try:
-        pool.spawn()        # the sandboxes boot (about a second) while the threads prepare the host's side
+        pool.spawn()
+        # While the sandboxes boot (about a second), what the host needs is computed once, here,
+        # not by every thread at once (which slowed the boot it competed with).
+        Grader(cfg.rubric_path, sandbox=cfg.sandbox, reference=shared_reference(cfg), worker=pool).prepare()
+        starter_lines(cfg.starter)
         for th in threads:
             th.start()
     except BaseException:

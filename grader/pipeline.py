@@ -18,7 +18,7 @@ from .expected import Reference
 from .load import load_submission
 from .model import GradeResult, ItemResult, Submission, Text
 from .rubric import Rubric, load_rubric
-from .run import execute
+from .run import build_calls, execute
 from .sandbox import Worker
 from .score import score_items
 
@@ -78,13 +78,19 @@ class Grader:
         while the worker boots."""
         if self.worker.proc is None:
             self.worker.spawn()
+        self.prepare()
+        self.worker.wait_ready()
+
+    def prepare(self) -> None:
+        """The reference's values and the function calls' inputs, computed (and cached on the
+        Reference, which Graders may share) before the first submission needs them."""
         for label, seed in self.rubric.runs:
             if self.rubric.script:
                 self.reference.script_expected(seed)
         for item in self.rubric.items_of("function"):
             for case in self.reference.cases(item):
                 self.reference.expected(item, case)
-        self.worker.wait_ready()
+        build_calls(self.reference)
 
     def environment(self, seconds: float) -> dict:
         info = self.worker.info

@@ -35,7 +35,7 @@ def build_job(rubric: Rubric, layout: Layout, reference: Reference, timeout: flo
     blocks = [{"key": b.key, "cell": b.cell, "source": b.source, "capture": capture_at.get(b.key, [])}
               for b in layout.blocks]
     last_capture = max((i for i, b in enumerate(blocks) if b["capture"]), default=-1)
-    calls, blob, calls_key = _calls(reference)
+    calls, blob, calls_key = build_calls(reference)
     runs = []
     for label, seed in rubric.runs:
         if label == "public":
@@ -51,7 +51,7 @@ def build_job(rubric: Rubric, layout: Layout, reference: Reference, timeout: flo
 _CALLS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def _calls(reference: Reference) -> tuple[list, bytes, str]:
+def build_calls(reference: Reference) -> tuple[list, bytes, str]:
     """The function calls and their inputs are the same for every submission: built once per Reference."""
     cached = _CALLS.get(reference)
     if cached is None:
