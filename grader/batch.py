@@ -247,6 +247,7 @@ def run_threads(tasks: list[Task], cfg: Config, jobs: int):
     from .pipeline import Grader, single_threaded_torch
     from .sandbox import Worker, WorkerPool
     from .similarity import starter_lines
+    from .templating import template
     todo: queue.Queue = queue.Queue()
     for t in tasks:
         todo.put(t)
@@ -286,6 +287,7 @@ def run_threads(tasks: list[Task], cfg: Config, jobs: int):
         # not by every thread at once (which slowed the boot it competed with).
         Grader(cfg.rubric_path, sandbox=cfg.sandbox, reference=shared_reference(cfg), worker=pool).prepare()
         starter_lines(cfg.starter)
+        template("feedback.html.j2")      # compiled once (~35 ms) before three threads want it
         for th in threads:
             th.start()
     except BaseException:
