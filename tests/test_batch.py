@@ -85,6 +85,32 @@ def test_two_threads_share_one_sandbox(tmp_path):
     assert csv_totals(out) == {n: EXPECTED[n] for n in names}
 
 
+def test_pool_restarts_a_worker_that_died(tmp_path):
+    """A sandbox of the pool killed between two submissions (OOM killer, an admin's kill) is
+    restarted for the next one, which is graded as if nothing happened."""
+    from grader.batch import claim_slot
+    from grader.pipeline import Grader
+    from grader.sandbox import Worker, WorkerPool
+    sample = next((SAMPLES / "003_correct_script").iterdir())
+    slot, fd = claim_slot()
+    pool = WorkerPool([Worker("bwrap", slot)])
+    try:
+        g = Grader(RUBRIC, timeout=3, worker=pool)
+        g.warm()
+        assert g.grade(sample).score == EXPECTED["003_correct_script"]
+        first = pool.workers[0].proc.pid
+        os.killpg(first, signal.SIGKILL)
+        pool.workers[0].proc.wait()
+        again = g.grade(sample)
+        assert again.score == EXPECTED["003_correct_script"]
+        assert pool.workers[0].proc is not None and pool.workers[0].proc.pid != first
+        g.close()                        # a Grader on a shared pool leaves the pool running
+        assert pool.workers[0].proc is not None
+    finally:
+        pool.close()
+        os.close(fd)
+
+
 def test_rerun_grades_nothing(graded):
     subs, out, _ = graded
     before = sqlite3.connect(out / "gradebook.sqlite").execute("SELECT COUNT(*) FROM runs").fetchone()[0]

@@ -129,10 +129,40 @@ class Worker:
     # -- one job -------------------------------------------------------------------------------
     def run(self, spec: dict, blob: bytes, budget: float) -> Reply:
         """Send a job and wait for the answer at most `budget` seconds. Raises WorkerDied (and
-        leaves the worker closed, to be restarted) when the worker did not answer."""
-        if self.proc is None:
-            self.spawn()
-        self.wait_ready()
+        leaves the worker closed, to be restarted) when the worker did not answer. A worker that
+        died before the job reached it (between jobs: the OOM killer, an admin's kill) is not the
+        job's doing: it is restarted and the job sent again, once."""
+        if self.proc is not None and self.proc.poll() is not None:
+            self.close()
+        for attempt in (1, 2):
+            if self.proc is None:
+                self.spawn()
+            self.wait_ready()
+            key, frame = self._frame(spec, blob)
+            try:
+                self.proc.stdin.write(frame)
+                self.proc.stdin.flush()
+                break
+            except OSError as e:          # BrokenPipeError: nobody reads the other end any more
+                self.close()
+                if attempt == 2:
+                    raise WorkerDied(str(e) or "the worker stopped answering")
+        self._sent_key = key
+        try:
+            raw = self._read_frame(time.monotonic() + budget)
+        except (WorkerDied, OSError) as e:
+            self.close()
+            raise WorkerDied(str(e) or "the worker stopped answering")
+        head, _, body = raw.partition(b"\n")
+        header = json.loads(head)
+        files, pos = {}, 0
+        for name, size in header.get("files", []):
+            files[name] = body[pos:pos + size]
+            pos += size
+        return Reply(header=header, files=files)
+
+    def _frame(self, spec: dict, blob: bytes) -> tuple[str | None, bytes]:
+        """The job as this worker should receive it: its calls' key, and spec + blob framed."""
         self._counter += 1
         key = spec.get("calls_key")
         if key and key == self._sent_key:
@@ -144,22 +174,8 @@ class Worker:
             self._tmp = tempfile.TemporaryDirectory(prefix="grader-jobs-")   # one per worker, removed on close
         spec = dict(spec, id=self._counter, tmp="/tmp" if self.kind == "bwrap" else self._tmp.name)
         spec["limits"] = dict(spec["limits"], nproc=self._nproc(spec["limits"]["processes"]))
-        try:
-            data = json.dumps(spec).encode()
-            self.proc.stdin.write(struct.pack(">I", len(data)) + data + struct.pack(">I", len(blob)) + blob)
-            self.proc.stdin.flush()
-            self._sent_key = key
-            raw = self._read_frame(time.monotonic() + budget)
-        except (BrokenPipeError, WorkerDied, OSError) as e:
-            self.close()
-            raise WorkerDied(str(e) or "the worker stopped answering")
-        head, _, body = raw.partition(b"\n")
-        header = json.loads(head)
-        files, pos = {}, 0
-        for name, size in header.get("files", []):
-            files[name] = body[pos:pos + size]
-            pos += size
-        return Reply(header=header, files=files)
+        data = json.dumps(spec).encode()
+        return key, struct.pack(">I", len(data)) + data + struct.pack(">I", len(blob)) + blob
 
     def _nproc(self, processes: int) -> int:
         if self.job_uid is not None:     # a uid of its own: the count starts at zero
