@@ -33,11 +33,17 @@ def compare(got: Value, expected, item: Item) -> Match:
         if got.kind != "tuple" or len(got.items) != len(names):
             return Match(False, Text(f"应返回 {len(names)} 个值 ({', '.join(names)})，实际返回 {got.describe()}",
                                      f"should return {len(names)} values ({', '.join(names)}); got {got.describe()}"))
+        parts = []
         for name, g, e in zip(names, got.items, expected):
             m = compare_one(g, e, item)
             if not m.passed:
                 return Match(False, Text(f"`{name}`：", f"`{name}`: ") + m.message, m.max_abs, m.max_rel, m.where, m.n_diff)
-        return OK
+            parts.append(m)
+        # all right: the largest errors over the outputs, as a single output reports its own
+        errs = [(m.max_abs, m.max_rel) for m in parts if m.max_abs is not None]
+        if not errs:
+            return OK
+        return Match(True, OK.message, max(a for a, _ in errs), max(r for _, r in errs), None, 0)
     if got.kind == "tuple" and len(got.items) == 1:
         got = got.items[0]
     return compare_one(got, expected, item)

@@ -155,3 +155,14 @@ def test_function_whose_cell_failed_names_the_cause(bwrap_grader, tmp_path):
     assert item.message.en == ("`nms` was never defined: cell 2, line 1 raised ModuleNotFoundError: "
                                "`import torchvision` (No module named 'torchvision')")
     assert item.hint.en.startswith("`torchvision` is not available where your code is graded")
+
+
+def test_passing_cases_carry_their_largest_error(bwrap_grader):
+    """Single- and multi-output functions alike (sdpa returns (output, weights)): a passing case
+    reports its largest absolute error, which is within tolerance."""
+    r = bwrap_grader.grade(next((SAMPLES / "003_correct_script").iterdir()))
+    for item_id in ("scaled_dot_product_attention", "box_iou"):
+        item = next(i for i in r.items if i.id == item_id)
+        assert item.status == "pass"
+        errors = [c.max_abs for c in item.cases]
+        assert all(e is not None and 0.0 <= e <= 1e-4 for e in errors), (item_id, errors)
