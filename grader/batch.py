@@ -258,8 +258,8 @@ def run_threads(tasks: list[Task], cfg: Config, jobs: int):
     if not n_workers:
         return
     single_threaded_torch()
-    slots = [claim_slot() for _ in range(n_workers)]
-    pool = WorkerPool([Worker(cfg.sandbox, slot) for slot, _ in slots])
+    slots: list = []
+    pool = None
 
     def work():
         try:
@@ -282,6 +282,9 @@ def run_threads(tasks: list[Task], cfg: Config, jobs: int):
     n_threads = n_workers + 1 if len(tasks) > n_workers else n_workers
     threads = [threading.Thread(target=work, daemon=True, name=f"grader-{k}") for k in range(n_threads)]
     try:
+        for _ in range(n_workers):
+            slots.append(claim_slot())
+        pool = WorkerPool([Worker(cfg.sandbox, slot) for slot, _ in slots])
         pool.spawn()
         # While the sandboxes boot (about a second), what the host needs is computed once, here,
         # not by every thread at once (which slowed the boot it competed with).
@@ -290,13 +293,7 @@ def run_threads(tasks: list[Task], cfg: Config, jobs: int):
         template("feedback.html.j2")      # compiled once (~35 ms) before three threads want it
         for th in threads:
             th.start()
-    except BaseException:
-        pool.close()
-        for _, fd in slots:
-            os.close(fd)
-        raise
-    alive = len(threads)
-    try:
+        alive = len(threads)
         while alive:
             try:
                 item = done.get(timeout=0.5)      # a timeout keeps Ctrl-C deliverable
@@ -311,8 +308,10 @@ def run_threads(tasks: list[Task], cfg: Config, jobs: int):
     finally:
         stop.set()
         for th in threads:
-            th.join(timeout=30)
-        pool.close()
+            if th.ident is not None:
+                th.join(timeout=30)
+        if pool is not None:
+            pool.close()
         for _, fd in slots:
             os.close(fd)
 
