@@ -93,7 +93,6 @@ class Config:
     lang: str
     functions: frozenset
     starter: tuple                   # the starter files' paths: their lines are nobody's own code
-    feedback: bool
 
 
 @dataclass(frozen=True)
@@ -133,11 +132,10 @@ def grade_task(grader, task: Task, cfg: Config) -> Graded:
     try:
         result = grader.grade(task.path, task.student)
         html, page_error = None, None
-        if cfg.feedback:
-            try:
-                html = render_page(grader, result, task, cfg)
-            except Exception as e:    # a broken page must not cost the grade; the next run redraws it
-                page_error = f"feedback page: {type(e).__name__}: {e}"[:500]
+        try:
+            html = render_page(grader, result, task, cfg)
+        except Exception as e:    # a broken page must not cost the grade; the next run redraws it
+            page_error = f"feedback page: {type(e).__name__}: {e}"[:500]
         failed = None
         if result.load_error is not None:
             failed = "could not be loaded: " + result.load_error("en")
@@ -187,15 +185,26 @@ def shared_reference(cfg: Config):
         return ref
 
 
-def new_grader(cfg: Config):
-    from .pipeline import Grader, single_threaded_torch
+def prepare_host(cfg: Config) -> None:
+    """What the trusted side needs before its first submission, computed once per process and
+    meant to run while the sandboxes boot: the reference's values and call inputs, the starter's
+    lines, the compiled page template."""
+    from .pipeline import prepare_reference, single_threaded_torch
     from .similarity import starter_lines
+    from .templating import template
     single_threaded_torch()      # a process pool's or Dask worker's process is ours too
+    prepare_reference(shared_reference(cfg))
+    starter_lines(cfg.starter)
+    template("feedback.html.j2")
+
+
+def new_grader(cfg: Config):
+    from .pipeline import Grader
     slot, fd = claim_slot()
     try:
         g = Grader(cfg.rubric_path, sandbox=cfg.sandbox, timeout=cfg.timeout, slot=slot, reference=shared_reference(cfg))
         g.worker.spawn()        # it boots (about a second) while this thread prepares the host's side
-        starter_lines(cfg.starter)
+        prepare_host(cfg)
         g.warm()
     except BaseException:
         os.close(fd)
@@ -244,10 +253,8 @@ def run_threads(tasks: list[Task], cfg: Config, jobs: int):
     sandboxes, each with a Grader on the pool: while one thread scores on the trusted side, the
     sandbox it used runs another thread's submission (measured: 11% of the machine sat idle
     with one thread per sandbox)."""
-    from .pipeline import Grader, single_threaded_torch
+    from .pipeline import Grader
     from .sandbox import Worker, WorkerPool
-    from .similarity import starter_lines
-    from .templating import template
     todo: queue.Queue = queue.Queue()
     for t in tasks:
         todo.put(t)
@@ -257,7 +264,6 @@ def run_threads(tasks: list[Task], cfg: Config, jobs: int):
     n_workers = min(max(1, jobs), len(tasks))
     if not n_workers:
         return
-    single_threaded_torch()
     slots: list = []
     pool = None
 
@@ -286,11 +292,7 @@ def run_threads(tasks: list[Task], cfg: Config, jobs: int):
             slots.append(claim_slot())
         pool = WorkerPool([Worker(cfg.sandbox, slot) for slot, _ in slots])
         pool.spawn()
-        # While the sandboxes boot (about a second), what the host needs is computed once, here,
-        # not by every thread at once (which slowed the boot it competed with).
-        Grader(cfg.rubric_path, sandbox=cfg.sandbox, reference=shared_reference(cfg), worker=pool).prepare()
-        starter_lines(cfg.starter)
-        template("feedback.html.j2")      # compiled once (~35 ms) before three threads want it
+        prepare_host(cfg)       # once, here, not by every thread at once against the booting sandboxes
         for th in threads:
             th.start()
         alive = len(threads)
@@ -343,7 +345,6 @@ class BatchSummary:
     page_errors: dict = field(default_factory=dict)   # student -> why the page is missing (redrawn next run)
     seconds: float = 0.0
     similar_pairs: int = 0
-    feedback_pages: bool = False
 
     @property
     def rate(self) -> float:
@@ -382,7 +383,7 @@ class Progress:
 def make_config(rubric, sandbox: str, timeout: float | None, lang: str | None) -> Config:
     return Config(rubric_path=str(rubric.path), sandbox=sandbox, timeout=timeout, lang=lang or rubric.lang,
                   functions=frozenset(i.name for i in rubric.items_of("function")),
-                  starter=tuple(str(p) for p in rubric.starter), feedback=True)
+                  starter=tuple(str(p) for p in rubric.starter))
 
 
 def run_batch(submissions_dir, rubric_path, out_dir, jobs: int = 0, force: bool = False,
@@ -397,7 +398,7 @@ def run_batch(submissions_dir, rubric_path, out_dir, jobs: int = 0, force: bool 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     jobs = jobs or os.cpu_count() or 1
-    summary = BatchSummary(out_dir=out, feedback_pages=cfg.feedback)
+    summary = BatchSummary(out_dir=out)
     fingerprint = (rubric_hash(rubric), grader_version())
     with Gradebook(out / "gradebook.sqlite") as book:
         found = discover(submissions_dir)
@@ -436,7 +437,7 @@ def plan(book: Gradebook, found, fingerprint, force: bool, cfg: Config, out: Pat
     prints = book.fingerprints()
     overrides = book.overrides()
     last_ids = book.last_override_ids()
-    stale = book.stale_pages() if cfg.feedback else set()
+    stale = book.stale_pages()
     tasks = []
     for student, path in found:
         sha = content_hash(path)
@@ -451,7 +452,7 @@ def commit(book: Gradebook, out: Path, g: Graded, fingerprint, summary: BatchSum
     if g.error is not None:
         summary.errors[g.student] = g.error
         return None
-    from .exports import _dumps, write_student
+    from .exports import encode, write_student
     from .gradebook import apply_overrides_json
     # The files first, then the gradebook: a committed run always has its page and exports, and a
     # crash in between leaves an uncommitted run that the next batch grades (and writes) again.
@@ -462,7 +463,7 @@ def commit(book: Gradebook, out: Path, g: Graded, fingerprint, summary: BatchSum
         tmp.write_bytes(g.feedback_html)
         os.replace(tmp, page)
     shown = apply_overrides_json(g.result, book.overrides(g.student).get(g.student, {}))
-    text = _dumps(g.result)         # encoded once: the results file and the gradebook hold the same JSON
+    text = encode(g.result)         # encoded once: the results file and the gradebook hold the same JSON
     write_student(out, g.student, shown, g.seconds, text if shown is g.result else None)
     run = book.add_run(g.student, g.content_sha256, fingerprint[0], fingerprint[1], g.seconds, g.failed, g.own_code,
                        g.result, page_override_id=g.override_id if g.feedback_html is not None else None,

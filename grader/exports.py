@@ -40,7 +40,7 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _dumps(data) -> str:
+def encode(data) -> str:
     # Compact on purpose: with `indent` the json module falls back to its pure-Python encoder, which
     # cost a batch ~30 ms per student on results that hold tensors as nested lists.
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
@@ -86,9 +86,9 @@ def gradescope(result: dict, seconds: float) -> dict:
 
 def write_student(out: Path, student: str, result: dict, seconds: float, text: str | None = None) -> None:
     """One student's exports: results/<student>.json (`text`: `result` already serialised by
-    `_dumps`) and gradescope/<student>/results.json."""
-    write_atomic(out / "results" / f"{student}.json", text or _dumps(result))
-    write_atomic(out / "gradescope" / student / "results.json", _dumps(gradescope(result, seconds)))
+    `encode`) and gradescope/<student>/results.json."""
+    write_atomic(out / "results" / f"{student}.json", text or encode(result))
+    write_atomic(out / "gradescope" / student / "results.json", encode(gradescope(result, seconds)))
 
 
 def write_all(out: Path, book: Gradebook, item_ids: list[str], students: set[str] | None = None,

@@ -32,6 +32,19 @@ def single_threaded_torch() -> None:
     torch.set_num_threads(1)
 
 
+def prepare_reference(reference) -> None:
+    """The reference's values and the function calls' inputs, computed (and cached on the
+    Reference, which Graders may share) before the first submission needs them."""
+    rubric = reference.rubric
+    for label, seed in rubric.runs:
+        if rubric.script:
+            reference.script_expected(seed)
+    for item in rubric.items_of("function"):
+        for case in reference.cases(item):
+            reference.expected(item, case)
+    build_calls(reference)
+
+
 class Grader:
     def __init__(self, rubric: Rubric | str | Path, sandbox: str = "bwrap", timeout: float | None = None, slot: int = 0,
                  reference=None, worker=None):
@@ -78,19 +91,8 @@ class Grader:
         while the worker boots."""
         if self.worker.proc is None:
             self.worker.spawn()
-        self.prepare()
+        prepare_reference(self.reference)
         self.worker.wait_ready()
-
-    def prepare(self) -> None:
-        """The reference's values and the function calls' inputs, computed (and cached on the
-        Reference, which Graders may share) before the first submission needs them."""
-        for label, seed in self.rubric.runs:
-            if self.rubric.script:
-                self.reference.script_expected(seed)
-        for item in self.rubric.items_of("function"):
-            for case in self.reference.cases(item):
-                self.reference.expected(item, case)
-        build_calls(self.reference)
 
     def environment(self, seconds: float) -> dict:
         info = self.worker.info

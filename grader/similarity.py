@@ -121,8 +121,11 @@ def find_pairs(codes: dict[str, dict[str, str]], threshold: float = THRESHOLD) -
     shared by many students would otherwise cost every pair of them a comparison, and tokenizing
     (the stdlib tokenizer is pure Python before 3.12) is done once per distinct piece of code."""
     tokens: dict[str, tuple[str, ...]] = {}
-    norm = {s: {r: tokens[c] if c in tokens else tokens.setdefault(c, normalise(c)) for r, c in regions.items()}
-            for s, regions in codes.items()}
+    for regions in codes.values():
+        for c in regions.values():
+            if c not in tokens:
+                tokens[c] = normalise(c)
+    norm = {s: {r: tokens[c] for r, c in regions.items()} for s, regions in codes.items()}
     norm = {s: {r: t for r, t in regions.items() if len(t) >= MIN_REGION_TOKENS} for s, regions in norm.items()}
     groups: dict[tuple, list[str]] = {}
     for s in sorted(norm):

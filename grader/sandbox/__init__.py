@@ -239,7 +239,7 @@ class WorkerPool:
         self._free: queue.Queue = queue.Queue()
         for w in workers:
             self._free.put(w)
-        self.kind, self.notes = workers[0].kind, ()
+        self.kind = workers[0].kind
         self._lock = threading.Lock()      # every thread's warm() waits for the workers: one reads each
 
     @property
@@ -249,6 +249,10 @@ class WorkerPool:
     @property
     def info(self) -> dict:
         return self.workers[0].info
+
+    @property
+    def notes(self) -> tuple[str, ...]:     # the same for every worker of one kind
+        return self.workers[0].notes
 
     def spawn(self) -> None:
         with self._lock:
@@ -260,14 +264,12 @@ class WorkerPool:
         with self._lock:
             for w in self.workers:
                 w.wait_ready()
-            self.notes = self.workers[0].notes
 
     def run(self, spec: dict, blob: bytes, budget: float) -> Reply:
         w = self._free.get()
         try:
             return w.run(spec, blob, budget)
         finally:
-            self.notes = w.notes
             self._free.put(w)
 
     def close(self) -> None:
