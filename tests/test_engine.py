@@ -166,3 +166,33 @@ def test_passing_cases_carry_their_largest_error(bwrap_grader):
         assert item.status == "pass"
         errors = [c.max_abs for c in item.cases]
         assert all(e is not None and 0.0 <= e <= 1e-4 for e in errors), (item_id, errors)
+
+
+def test_result_json_holds_values_of_failing_cases_only(bwrap_grader):
+    """A passing case's values are the reference's within tolerance (the same for every student):
+    the JSON keeps them out; a failing public case keeps both sides, as numbers."""
+    from grader.report import to_json
+    data = to_json(bwrap_grader.grade(next((SAMPLES / "004_attention_mistakes").iterdir())), "en")
+    cases = [c for i in data["items"] for c in i["cases"]]
+    passing = [c for c in cases if c["passed"]]
+    failing = [c for c in cases if not c["passed"] and c["public"] and c["run"] == "public"]
+    assert passing and failing
+    assert all(c["expected"] is None and c["got"] is None for c in passing)
+    assert all(c["expected"] is not None and c["got"] is not None for c in failing)
+    first = failing[0]["expected"]
+    first = first[0] if isinstance(first, list) else first
+    assert set(first) == {"shape", "dtype", "values"} and first["dtype"] == "float32"
+
+
+def test_cli_runs_torch_on_one_thread(tmp_path):
+    """The trusted side's tensors are tiny: the CLI turns torch's thread pool off (on a loaded
+    machine its barriers cost milliseconds per operation)."""
+    import torch
+    from grader.cli import main
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert main(["grade", str(tmp_path / "nope.py")]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
