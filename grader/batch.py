@@ -24,8 +24,6 @@ from pathlib import Path
 from .gradebook import Gradebook, apply_overrides, review  # noqa: F401  (review: for the CLI)
 from .load import _IGNORED
 
-from .feedback import render_feedback
-
 VERSION = "0.1.0"
 # Modules that only present or coordinate: editing them must not make every submission regrade.
 # (A new feedback page design is applied with --force: it changes no grade.)
@@ -121,6 +119,7 @@ class Graded:
 def render_page(grader, result, task: Task, cfg: Config) -> bytes:
     """Pages are rendered where the GradeResult lives (possibly a Dask worker on another machine)
     and travel back as bytes: the coordinator alone writes the output folder."""
+    from .feedback import render_feedback
     # The Grader's rubric spares the page a rubric load of its own (the hot path).
     return render_feedback(apply_overrides(result, task.overrides), cfg.lang, rubric=grader.rubric).encode("utf-8")
 
@@ -253,8 +252,7 @@ def run_threads(tasks: list[Task], cfg: Config, jobs: int):
     sandboxes, each with a Grader on the pool: while one thread scores on the trusted side, the
     sandbox it used runs another thread's submission (measured: 11% of the machine sat idle
     with one thread per sandbox)."""
-    from .pipeline import Grader
-    from .sandbox import Worker, WorkerPool
+    from .sandbox import Worker, WorkerPool      # not torch: the sandboxes boot while prepare_host imports it
     todo: queue.Queue = queue.Queue()
     for t in tasks:
         todo.put(t)
@@ -268,6 +266,7 @@ def run_threads(tasks: list[Task], cfg: Config, jobs: int):
     pool = None
 
     def work():
+        from .pipeline import Grader
         try:
             g = Grader(cfg.rubric_path, sandbox=cfg.sandbox, timeout=cfg.timeout, reference=shared_reference(cfg),
                        worker=pool)

@@ -7,6 +7,7 @@ that computes it and a later cell that reuses the name does not clobber it.
 from __future__ import annotations
 
 import ast
+import threading
 import re
 
 from .model import Blank, Block, Cell, Layout, Submission, Text, Written
@@ -67,11 +68,23 @@ def strip_magics(cell: Cell) -> tuple[str, list[Text]]:
     return "\n".join(lines), notes
 
 
+# CPython before 3.12 keeps the AST builder's recursion depth per interpreter, not per thread: a
+# garbage collection inside one thread's ast.parse can switch to another thread's, and either then
+# fails with "SystemError: AST constructor recursion depth mismatch" (cpython gh-106905). Batch
+# grader threads parse concurrently, so parsing takes turns; it is a small share of a grade.
+_PARSE_LOCK = threading.Lock()
+
+
+def parse(source: str) -> ast.Module:
+    with _PARSE_LOCK:
+        return ast.parse(source)
+
+
 def _split(cell_index: int, source: str) -> tuple[list[Block], list[Blank], set[str], dict]:
     lines = source.split("\n")
     todos = [(i + 1, m.group("text").strip()) for i, l in enumerate(lines) if (m := TODO.match(l))]
     try:
-        tree = ast.parse(source)
+        tree = parse(source)
     except (SyntaxError, ValueError, MemoryError, RecursionError) as e:
         err = {"line": getattr(e, "lineno", None), "offset": getattr(e, "offset", None),
                "message": getattr(e, "msg", str(e)), "text": (getattr(e, "text", "") or "").rstrip("\n")}

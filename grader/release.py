@@ -23,7 +23,7 @@ import re
 import textwrap
 from pathlib import Path
 
-from .blanks import TODO
+from .blanks import TODO, parse
 from .errors import GraderError
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -109,7 +109,7 @@ def _blank(region: list[str], indent: str, where: str) -> list[str]:
     if indent:   # inside a function: the stub raises, so calling it unfilled says so
         return [indent + "raise NotImplementedError"]
     try:
-        tree = ast.parse(textwrap.dedent("\n".join(region)))
+        tree = parse(textwrap.dedent("\n".join(region)))
     except SyntaxError as e:
         raise ReleaseError(f"{where}: the solution does not parse ({e.msg}, line {e.lineno} of the region)")
     names = []

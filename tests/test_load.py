@@ -9,7 +9,7 @@ from conftest import SAMPLES
 from grader.blanks import layout, strip_magics
 from grader.errors import SubmissionError
 from grader.load import load_submission
-from grader.model import Cell
+from grader.model import Cell, Submission
 
 WRITTEN = ("written.1.1", "written.1.2", "written.1.3", "written.2.2", "written.2.3", "written.3.1", "written.3.2")
 
@@ -96,3 +96,38 @@ def test_written_answers_of_a_notebook_by_headings():
     assert all(w.text == "" for w in layout(sub, (), WRITTEN).written)
     sub = load_submission(SAMPLES / "002_correct_notebook")
     assert all(w.text for w in layout(sub, (), WRITTEN).written)
+
+
+def test_blanks_are_located_from_many_threads_at_once():
+    """Batch threads locate blanks concurrently. On CPython < 3.12 a garbage collection (here,
+    cycles whose finalizer runs Python code) inside one thread's ast.parse let another thread's
+    parse in, and one of them failed with "AST constructor recursion depth mismatch": that
+    submission got a grader error instead of a grade."""
+    import threading
+    source = "\n".join(f"def f{i}(x):\n    # todo\n    return [(a, b) for a in range(x) for b in {{k: v for k, v in zip(x, x)}}"
+                       f" if a and (b or not a)]" for i in range(40))
+    errors = []
+
+    class Cycle:
+        def __del__(self):
+            sum(range(50))
+
+    def garbage():
+        for _ in range(100_000):
+            c = Cycle()
+            c.me = c
+
+    def locate():
+        for _ in range(300):
+            try:
+                layout(Submission("x.py", "s", "py", (Cell(1, "code", source),), ""))
+            except Exception as e:
+                errors.append(repr(e))
+                return
+
+    threads = [threading.Thread(target=garbage)] + [threading.Thread(target=locate) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []

@@ -17,6 +17,7 @@ Each pitfall measured on the target machines has its answer here:
 from __future__ import annotations
 
 import errno
+import importlib.util
 import os
 import shutil
 import sys
@@ -36,18 +37,14 @@ def bwrap_path() -> str | None:
 
 def python_roots() -> list[str]:
     """The directories the sandboxed interpreter needs, read-only: its prefix and the folders
-    holding torch, safetensors and numpy (a user site or a venv may be elsewhere)."""
-    import safetensors
-    import torch
+    holding torch, safetensors and numpy (a user site or a venv may be elsewhere). Found without
+    importing them: a batch starts its sandboxes before its own torch import, so the two overlap."""
     roots = {os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix),
              os.path.realpath(os.path.dirname(sys.executable))}
-    for mod in (torch, safetensors):
-        roots.add(os.path.realpath(os.path.dirname(os.path.dirname(mod.__file__))))
-    try:
-        import numpy
-        roots.add(os.path.realpath(os.path.dirname(os.path.dirname(numpy.__file__))))
-    except ImportError:
-        pass
+    for name in ("torch", "safetensors", "numpy"):
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.origin:     # numpy is optional; the others fail at the worker's import
+            roots.add(os.path.realpath(os.path.dirname(os.path.dirname(spec.origin))))
     roots = sorted(roots, key=len)
     return [r for i, r in enumerate(roots) if not any(r.startswith(p.rstrip("/") + "/") for p in roots[:i])]
 
