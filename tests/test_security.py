@@ -269,3 +269,14 @@ def test_warnings_and_stderr_never_cost_points(grader, tmp_path):
         """)
     assert cell.status == "ok" and "deprecated" in cell.stderr and "to stderr" in cell.stderr
     assert statuses(result)["causal_mask"] == "pass"
+
+
+def test_student_code_sees_pythons_usual_garbage_collector(grader, tmp_path):
+    """The worker imports torch with the collector turned down (a faster start); a runner's code
+    gets Python's defaults back, and so sees what it would see anywhere else."""
+    import subprocess
+    import sys
+    defaults = subprocess.run([sys.executable, "-c", "import gc; print(gc.get_threshold())"], capture_output=True,
+                              text=True, check=True).stdout.strip()      # this Python's own, not this process's
+    _, cell = hostile(grader, tmp_path, "import gc\nprint('threshold', gc.get_threshold(), gc.isenabled())\n")
+    assert cell.status == "ok" and f"threshold {defaults} True" in cell.stdout
