@@ -295,3 +295,31 @@ def test_dask_local_cluster_gives_the_same_grades(tmp_path, graded):
     assert csv_totals(out) == {n: EXPECTED[n] for n in names}
     assert [(i["id"], i["points"], i["status"]) for i in remote["items"]] == \
            [(i["id"], i["points"], i["status"]) for i in local["items"]]
+
+
+def test_grade_py_exits_with_its_code_and_its_output_complete(tmp_path):
+    """grade.py leaves without the interpreter's teardown: the exit code, the last line printed
+    and the files written (gradebook included) must all be there as before."""
+    subs = copy_samples(tmp_path / "subs", ["003_correct_script"])
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}    # buffered, as users run it
+    run = subprocess.run([sys.executable, str(ROOT / "grade.py"), "batch", str(subs), "--out", str(out)],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.startswith("1 submissions: 1 graded, 0 unchanged") and run.stdout.endswith("gradebook.sqlite)\n")
+    assert csv_totals(out) == {"003_correct_script": 25.0}
+    with sqlite3.connect(out / "gradebook.sqlite") as db:
+        assert db.execute("select count(*) from runs").fetchone() == (1,)
+    bad = subprocess.run([sys.executable, str(ROOT / "grade.py"), "validate", str(tmp_path / "missing.toml")],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert bad.returncode == 1 and "missing.toml: cannot be read" in bad.stderr
+
+
+def test_batch_starts_its_sandboxes_before_importing_torch():
+    """The sandboxes boot (each importing torch) while the coordinator imports its own: nothing the
+    batch needs before spawning them may import torch (measured: 0.45 s of a 200-submission run)."""
+    code = ("import sys; import grader.cli, grader.batch, grader.gradebook, grader.rubric, grader.sandbox; "
+            "from grader.sandbox import bwrap; bwrap.python_roots(); bwrap.seccomp_filter(); "
+            "grader.rubric.load_rubric(sys.argv[1]); print('torch' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", code, str(RUBRIC)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert run.stdout.strip() == "False", run.stderr[-2000:]
