@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from . import diagnose
-from .compare import compare, matches
+from .compare import compare, matches, passing
 from .expected import Reference
 from .model import CaseCheck, CellRun, ItemResult, Layout, RunResult, Text, Value
 from .rubric import Item, Rubric
@@ -167,6 +167,8 @@ def _function(item: Item, layout: Layout, run: RunResult, ref: Reference) -> Ite
                        if not note or "not defined" in note else Text(note, note))
     checks, explanations, errors = [], [], 0
     candidates = {mk.id for mk in item.mistakes}      # the known mistakes that fit every failing case so far
+    passed = passing([(c.id, outcomes[c.id].value, ref.expected(item, c)) for c in cases
+                      if c.id in outcomes and outcomes[c.id].status == "ok"], item)
     for case in cases:
         o = outcomes.get(case.id)
         expected = ref.expected(item, case)
@@ -180,7 +182,7 @@ def _function(item: Item, layout: Layout, run: RunResult, ref: Reference) -> Ite
             explanations.append([])
             candidates = set()        # an error is no known mistake: none can explain every failure
             continue
-        m = compare(o.value, expected, item)
+        m = passed.get(case.id) or compare(o.value, expected, item)
         why = []
         if not m.passed:
             # two mistakes can agree on one case (both causal variants give [[False]] for n = 1),

@@ -196,3 +196,41 @@ def test_cli_runs_torch_on_one_thread(tmp_path):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_cases_checked_together_match_one_by_one():
+    """compare.passing checks a function item's cases in one pass; every case it reports must get
+    exactly the Match compare() gives it, and every case compare() passes on a float tensor is
+    reported (mixed dtypes, multi-output tuples, one element out, NaN, shapes off included)."""
+    import torch
+    from grader.compare import compare, passing
+    from grader.model import Value
+    from grader.rubric import Item, Text
+    one = Item(id="f", part="B", kind="function", name="f", points=1, title=Text("f", "f"), returns=("out",))
+    two = Item(id="g", part="B", kind="function", name="g", points=1, title=Text("g", "g"), returns=("out", "w"))
+    anydt = Item(id="h", part="B", kind="function", name="h", points=1, title=Text("h", "h"), returns=("out",), dtype="any")
+    gen = torch.Generator().manual_seed(0)
+    e1, e2, e3 = (torch.randn(3, 4, generator=gen) for _ in range(3))
+    t = lambda x: Value("tensor", tensor=x)
+    nudged = e1.clone()
+    nudged[1, 2] += 1e-3
+    nan = e1.clone()
+    nan[0, 0] = float("nan")
+    cases = {
+        one: [("exact", t(e1.clone()), e1), ("tiny", t(e1 + 1e-7), e1), ("f64", t(e1.double()), e1),
+              ("f16", t(e2.half()), e2), ("nudged", t(nudged), e1), ("nan", t(nan), e1), ("shape", t(e1.T), e1),
+              ("int", t(e1.long()), e1), ("one-tuple", Value("tuple", items=(t(e3 + 1e-6),)), e3),
+              ("number", Value("number", number=1.0), e1), ("empty", t(torch.empty(0)), torch.empty(0))],
+        two: [("both", Value("tuple", items=(t(e1 + 2e-6), t(e2))), (e1, e2)),
+              ("second-off", Value("tuple", items=(t(e1), t(e2 + 1))), (e1, e2)),
+              ("arity", Value("tuple", items=(t(e1),)), (e1, e2))],
+        anydt: [("big-int", t(torch.tensor([16777217, 3])), torch.tensor([16777217.0, 3.0], dtype=torch.float64)),
+                ("f32", t(e1.clone()), e1)],
+    }
+    for item, pairs in cases.items():
+        fast = passing(pairs, item)
+        slow = {cid: compare(got, exp, item) for cid, got, exp in pairs}
+        assert {cid: m for cid, m in fast.items()} == {cid: slow[cid] for cid in fast}
+        assert set(fast) == {cid for cid, m in slow.items() if m.passed and cid != "empty"}, (set(fast), slow)
+    assert set(passing(cases[one], one)) == {"exact", "tiny", "f64", "one-tuple"}      # half precision is not within 1e-4
+    assert set(passing(cases[anydt], anydt)) == {"big-int", "f32"}
