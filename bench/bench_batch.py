@@ -1,6 +1,7 @@
 """Throughput of `batch` against one fresh interpreter per submission, in the same run.
 
-    python bench/bench_batch.py [-n 200] [--jobs 2] [--fresh-sample 20] [--in-process [--executor processes]]
+    python bench/bench_batch.py [-n 200] [--jobs 2] [--repeat 1] [--fresh-sample 20]
+                                [--in-process [--executor processes]]
 
 Generates N hw2 submissions (copies of the fast samples, mixed correct and mistaken, each with a
 distinct trailing comment so every content hash differs) in a temp dir and grades them end to end
@@ -8,7 +9,8 @@ the way an instructor does: one `python grade.py batch SUBS --out OUT --jobs J` 
 from its start to its exit (the interpreter's start and its torch import included), feedback pages
 included. Then the same command again with nothing left to grade. Then a sample of them with one
 `python grade.py grade X --json ...` process each, with the same parallelism. Prints submissions
-per second for both and the ratio. `--in-process` times `run_batch` inside this process instead
+per second for both and the ratio. `--repeat K` grades all N K times (a new output folder each)
+and reports the median: the machine's speed drifts from run to run. `--in-process` times `run_batch` inside this process instead
 (torch already imported; it also accepts `--executor processes`). 007_partly_broken (an infinite
 loop, ~10 s by design) is left out: it measures the time limit, not the grader.
 """
@@ -18,6 +20,7 @@ import argparse
 import json
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -81,24 +84,31 @@ def main() -> int:
     ap.add_argument("--in-process", action="store_true", help="time run_batch in this process, torch imported")
     ap.add_argument("--executor", choices=("threads", "processes"), default="threads",
                     help="with --in-process: the batch's executor")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="grade the N this many times and report the median (the machine's speed drifts)")
     ap.add_argument("--fresh-sample", type=int, default=20,
                     help="how many of the N to grade with a fresh interpreter each (the rate is per submission)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
         tmp = Path(tmp)
         subs = generate(tmp / "subs", args.n)
-        batch_s, graded = batch(subs, tmp / "out", args)
-        assert graded == args.n, graded
-        pages = len(list((tmp / "out" / "feedback").glob("*.html")))
-        rerun_s, regraded = batch(subs, tmp / "out", args)
+        runs = []
+        for k in range(args.repeat):      # each into a new output folder: every run grades all N
+            seconds, graded = batch(subs, tmp / f"out{k}", args)
+            assert graded == args.n, graded
+            runs.append(seconds)
+        batch_s = statistics.median(runs)
+        pages = len(list((tmp / "out0" / "feedback").glob("*.html")))
+        rerun_s, regraded = batch(subs, tmp / "out0", args)
         assert regraded == 0, regraded
         sample = sorted(subs.iterdir())[:args.fresh_sample]
         (tmp / "fresh").mkdir()
         fresh_s = fresh(sample, args.jobs, tmp / "fresh")
     how = f"run_batch in this process, {args.executor}" if args.in_process else "one `grade.py batch` process"
     batch_rate = args.n / batch_s
+    each = f"; median of {len(runs)}: " + ", ".join(f"{r:.2f}" for r in runs) + " s" if len(runs) > 1 else ""
     print(f"batch ({how}, jobs={args.jobs}): {args.n} submissions in {batch_s:.2f} s = "
-          f"{batch_rate:.2f} submissions/s  (feedback pages: {pages})")
+          f"{batch_rate:.2f} submissions/s  (feedback pages: {pages}{each})")
     print(f"incremental rerun (nothing to grade): {rerun_s:.2f} s")
     if sample:
         fresh_rate = len(sample) / fresh_s
