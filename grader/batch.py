@@ -356,6 +356,8 @@ class Progress:
         self.done = self.failed = 0
         self.t0 = self.last = time.monotonic()
         self.tty = enabled and stream.isatty()
+        if enabled and total:
+            self.draw(self.t0)     # at once: the sandboxes take a second or two to boot before the first result
 
     def step(self, failed: bool) -> None:
         self.done += 1
@@ -371,8 +373,8 @@ class Progress:
         eta = (self.total - self.done) / rate if rate else 0
         width = 24
         fill = int(width * self.done / max(self.total, 1))
-        line = (f"[{'#' * fill}{'.' * (width - fill)}] {self.done}/{self.total} graded, {self.failed} failed, "
-                f"{rate:.1f}/s, ETA {int(eta) // 60}:{int(eta) % 60:02d}")
+        pace = f"{rate:.1f}/s, ETA {int(eta) // 60}:{int(eta) % 60:02d}" if self.done else "starting the sandboxes"
+        line = f"[{'#' * fill}{'.' * (width - fill)}] {self.done}/{self.total} graded, {self.failed} failed, {pace}"
         self.stream.write(("\r" + line) if self.tty else line + "\n")
         if self.tty and self.done == self.total:
             self.stream.write("\n")

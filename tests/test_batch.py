@@ -323,3 +323,18 @@ def test_batch_starts_its_sandboxes_before_importing_torch():
             "grader.rubric.load_rubric(sys.argv[1]); print('torch' in sys.modules)")
     run = subprocess.run([sys.executable, "-c", code, str(RUBRIC)], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert run.stdout.strip() == "False", run.stderr[-2000:]
+
+
+def test_progress_says_so_before_the_first_result_and_then_counts():
+    import io
+    from grader.batch import Progress
+    log = io.StringIO()
+    bar = Progress(2, True, stream=log)
+    assert log.getvalue() == "[........................] 0/2 graded, 0 failed, starting the sandboxes\n"
+    bar.step(False)
+    bar.step(True)          # the last one is always drawn
+    last = log.getvalue().splitlines()[-1]
+    assert last.startswith("[" + "#" * 24 + "] 2/2 graded, 1 failed, ") and last.endswith("/s, ETA 0:00")
+    quiet = io.StringIO()
+    Progress(2, False, stream=quiet).step(False)
+    assert quiet.getvalue() == ""
