@@ -7,8 +7,8 @@ that computes it and a later cell that reuses the name does not clobber it.
 from __future__ import annotations
 
 import ast
-import threading
 import re
+import threading
 
 from .model import Blank, Block, Cell, Layout, Submission, Text, Written
 

@@ -199,6 +199,7 @@ def cmd_release(args) -> int:
     print("written: " + ", ".join(str(p) for p in written))
     return 0
 
+
 def exit_without_teardown(code: int) -> None:
     """Exit as the interpreter would, minus its teardown: freeing torch's modules and objects one
     by one takes 0.3 s of every command (a tenth of a student's `check`), for nothing. What the
@@ -211,8 +212,11 @@ def exit_without_teardown(code: int) -> None:
         if t is not threading.main_thread() and not t.daemon:
             t.join()
     atexit._run_exitfuncs()       # CPython's own call at exit; handlers registered by libraries too
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):   # a reader that went away (`| head`), a closed stream: nothing to save
+            pass
     os._exit(code)
 
 

@@ -27,26 +27,39 @@ class Match:
 OK = Match(True, Text("正确", "correct"))
 
 
-def compare(got: Value, expected, item: Item) -> Match:
+def _outputs(got: Value, expected, item: Item) -> list[tuple[Value, object]] | None:
+    """(got, expected) for each output the item returns; None when a multi-output item's value
+    (or expected value) is not a tuple of that many. A one-element tuple stands for its element."""
     names = item.returns
     if len(names) > 1:
-        if got.kind != "tuple" or len(got.items) != len(names):
-            return Match(False, Text(f"应返回 {len(names)} 个值 ({', '.join(names)})，实际返回 {got.describe()}",
-                                     f"should return {len(names)} values ({', '.join(names)}); got {got.describe()}"))
-        parts = []
-        for name, g, e in zip(names, got.items, expected):
-            m = compare_one(g, e, item)
-            if not m.passed:
-                return Match(False, Text(f"`{name}`：", f"`{name}`: ") + m.message, m.max_abs, m.max_rel, m.where, m.n_diff)
-            parts.append(m)
-        # all right: the largest errors over the outputs, as a single output reports its own
-        errs = [(m.max_abs, m.max_rel) for m in parts if m.max_abs is not None]
-        if not errs:
-            return OK
-        return Match(True, OK.message, max(a for a, _ in errs), max(r for _, r in errs), None, 0)
+        if got.kind != "tuple" or len(got.items) != len(names) or not isinstance(expected, (tuple, list)) \
+                or len(expected) != len(names):
+            return None
+        return list(zip(got.items, expected))
     if got.kind == "tuple" and len(got.items) == 1:
         got = got.items[0]
-    return compare_one(got, expected, item)
+    return [(got, expected)]
+
+
+def compare(got: Value, expected, item: Item) -> Match:
+    names = item.returns
+    parts = _outputs(got, expected, item)
+    if parts is None:
+        return Match(False, Text(f"应返回 {len(names)} 个值 ({', '.join(names)})，实际返回 {got.describe()}",
+                                 f"should return {len(names)} values ({', '.join(names)}); got {got.describe()}"))
+    if len(parts) == 1:
+        return compare_one(*parts[0], item)
+    found = []
+    for name, (g, e) in zip(names, parts):
+        m = compare_one(g, e, item)
+        if not m.passed:
+            return Match(False, Text(f"`{name}`：", f"`{name}`: ") + m.message, m.max_abs, m.max_rel, m.where, m.n_diff)
+        found.append(m)
+    # all right: the largest errors over the outputs, as a single output reports its own
+    errs = [(m.max_abs, m.max_rel) for m in found if m.max_abs is not None]
+    if not errs:
+        return OK
+    return Match(True, OK.message, max(a for a, _ in errs), max(r for _, r in errs), None, 0)
 
 
 def compare_one(got: Value, expected, item: Item) -> Match:
@@ -123,17 +136,10 @@ def passing(pairs: list[tuple[str, Value, object]], item: Item) -> dict[str, Mat
     share of the trusted side's time per submission. Here the cases' elements are checked in one
     pass, and each case's largest error is taken per segment. The arithmetic is compare_one's, in
     float64, so the figures are identical."""
-    names = item.returns
     segments = []          # (case id, got tensor, expected tensor), one per output of each case
     for case_id, got, expected in pairs:
-        if len(names) > 1:
-            if got.kind != "tuple" or len(got.items) != len(names) or not isinstance(expected, (tuple, list)) \
-                    or len(expected) != len(names):
-                continue
-            parts = list(zip(got.items, expected))
-        else:
-            parts = [(got.items[0] if got.kind == "tuple" and len(got.items) == 1 else got, expected)]
-        if all(_batchable(g, e, item) for g, e in parts):
+        parts = _outputs(got, expected, item)
+        if parts is not None and all(_batchable(g, e, item) for g, e in parts):
             segments += [(case_id, g.tensor, e) for g, e in parts]
     if not segments:
         return {}
@@ -207,15 +213,8 @@ def matches(got: Value, expected, item: Item) -> bool:
     this of every known mistake on every failing case, so no message is built. None never matches."""
     if expected is None:
         return False
-    names = item.returns
-    if len(names) > 1:
-        if got.kind != "tuple" or not isinstance(expected, (tuple, list)) or len(got.items) != len(names) \
-                or len(expected) != len(names):
-            return False
-        return all(_same(g, e, item) for g, e in zip(got.items, expected))
-    if got.kind == "tuple" and len(got.items) == 1:
-        got = got.items[0]
-    return _same(got, expected, item)
+    parts = _outputs(got, expected, item)
+    return parts is not None and all(_same(g, e, item) for g, e in parts)
 
 
 def _same(got: Value, expected, item: Item) -> bool:

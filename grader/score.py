@@ -167,11 +167,12 @@ def _function(item: Item, layout: Layout, run: RunResult, ref: Reference) -> Ite
                        if not note or "not defined" in note else Text(note, note))
     checks, explanations, errors = [], [], 0
     candidates = {mk.id for mk in item.mistakes}      # the known mistakes that fit every failing case so far
-    passed = passing([(c.id, outcomes[c.id].value, ref.expected(item, c)) for c in cases
+    expecteds = {c.id: ref.expected(item, c) for c in cases}
+    passed = passing([(c.id, outcomes[c.id].value, expecteds[c.id]) for c in cases
                       if c.id in outcomes and outcomes[c.id].status == "ok"], item)
     for case in cases:
         o = outcomes.get(case.id)
-        expected = ref.expected(item, case)
+        expected = expecteds[case.id]
         show = case.public
         if o is None or o.status != "ok":
             errors += 1
