@@ -252,7 +252,7 @@ def run_threads(tasks: list[Task], cfg: Config, jobs: int):
     sandboxes, each with a Grader on the pool: while one thread scores on the trusted side, the
     sandbox it used runs another thread's submission (measured: 11% of the machine sat idle
     with one thread per sandbox)."""
-    from .sandbox import Worker, WorkerPool      # not torch: the sandboxes boot while prepare_host imports it
+    from .sandbox import WorkerPool      # not torch: the sandboxes boot while prepare_host imports it
     todo: queue.Queue = queue.Queue()
     for t in tasks:
         todo.put(t)
@@ -289,7 +289,7 @@ def run_threads(tasks: list[Task], cfg: Config, jobs: int):
     try:
         for _ in range(n_workers):
             slots.append(claim_slot())
-        pool = WorkerPool([Worker(cfg.sandbox, slot) for slot, _ in slots])
+        pool = WorkerPool(cfg.sandbox, [slot for slot, _ in slots])
         pool.spawn()
         prepare_host(cfg)       # once, here, not by every thread at once against the booting sandboxes
         for th in threads:

@@ -89,7 +89,7 @@ class Grader:
         """Start the sandbox and compute the reference's values now, so that the first submission's
         grading time is its own (a batch lists its slowest submissions). The values are computed
         while the worker boots."""
-        if self.worker.proc is None:
+        if not self.worker.started:
             self.worker.spawn()
         prepare_reference(self.reference)
         self.worker.wait_ready()

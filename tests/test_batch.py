@@ -85,30 +85,48 @@ def test_two_threads_share_one_sandbox(tmp_path):
     assert csv_totals(out) == {n: EXPECTED[n] for n in names}
 
 
+def dead(worker, seconds: float = 10.0) -> None:
+    """Wait until a killed worker has exited (its answer pipe at end-of-file): a job sent before
+    that would be the job the worker died under, not one sent after its death."""
+    import select
+    assert select.select([worker._answers], [], [], seconds)[0], "the worker did not die"
+
+
 def test_pool_restarts_a_worker_that_died(tmp_path):
-    """A sandbox of the pool killed between two submissions (OOM killer, an admin's kill) is
-    restarted for the next one, which is graded as if nothing happened."""
+    """A worker of the pool killed between two submissions (OOM killer, an admin's kill) is
+    forked again for the next one, which is graded as if nothing happened; the other slot's worker
+    is not touched. A zygote that died (and took its workers with it) is started again."""
     from grader.batch import claim_slot
     from grader.pipeline import Grader
-    from grader.sandbox import Worker, WorkerPool
+    from grader.sandbox import WorkerPool
     sample = next((SAMPLES / "003_correct_script").iterdir())
-    slot, fd = claim_slot()
-    pool = WorkerPool([Worker("bwrap", slot)])
+    (a, fa), (b, fb) = claim_slot(), claim_slot()
+    pool = WorkerPool("bwrap", [a, b])
     try:
         g = Grader(RUBRIC, timeout=3, worker=pool)
         g.warm()
         assert g.grade(sample).score == EXPECTED["003_correct_script"]
-        first = pool.workers[0].proc.pid
-        os.killpg(first, signal.SIGKILL)
-        pool.workers[0].proc.wait()
-        again = g.grade(sample)
-        assert again.score == EXPECTED["003_correct_script"]
-        assert pool.workers[0].proc is not None and pool.workers[0].proc.pid != first
+        first, other = pool.sandbox.worker_pid(a), pool.sandbox.worker_pid(b)
+        assert first and other and first != other
+        os.kill(first, signal.SIGKILL)
+        dead(pool.workers[0])
+        for _ in range(3):              # whichever worker each grade borrows
+            assert g.grade(sample).score == EXPECTED["003_correct_script"]
+        assert pool.sandbox.worker_pid(a) not in (None, first)
+        assert pool.sandbox.worker_pid(b) == other
+        zygote = pool.sandbox.proc.pid
+        os.killpg(zygote, signal.SIGKILL)
+        for w in pool.workers:
+            dead(w)
+        for _ in range(3):
+            assert g.grade(sample).score == EXPECTED["003_correct_script"]
+        assert pool.sandbox.proc.pid != zygote
         g.close()                        # a Grader on a shared pool leaves the pool running
-        assert pool.workers[0].proc is not None
+        assert pool.sandbox.proc.poll() is None and pool.started
     finally:
         pool.close()
-        os.close(fd)
+        os.close(fa)
+        os.close(fb)
 
 
 def test_rerun_grades_nothing(graded):

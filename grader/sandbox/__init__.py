@@ -1,9 +1,11 @@
-"""Run a job in a warm worker: one long-lived `probe.py` process per slot, confined by bubblewrap
-(`bwrap`) or, where there is none, run as a plain child process that says so (`none`).
+"""Run a job in a warm worker: one long-lived worker process per slot, all forked from one
+sandboxed `probe.py` zygote, confined by bubblewrap (`bwrap`) or, where there is none, run as plain
+child processes that say so (`none`).
 
-The worker imports torch once and forks a runner per job, so a job costs a fork, not an
-interpreter start. A worker that dies (killed by the job, or a hard limit) is restarted for
-the next job; the job that killed it gets a result that says what happened.
+The zygote imports torch once and forks a worker per slot (a batch's sandboxes share that
+import); a worker forks a runner per job, so a job costs a fork, not an interpreter start. A
+worker that dies (killed by the job, or a hard limit) is forked again for the next job; the job
+that killed it gets a result that says what happened.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import os
 import queue
 import select
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -41,68 +44,119 @@ def default_kind() -> str:
     return "bwrap" if sys.platform == "linux" and bwrap.bwrap_path() else "none"
 
 
-class Worker:
-    def __init__(self, kind: str = "bwrap", slot: int = 0, tmp_mb: int = 512):
-        if kind not in KINDS:
-            raise SandboxError(f"unknown sandbox {kind!r}; choose one of {', '.join(KINDS)}")
-        self.kind, self.slot, self.tmp_mb = kind, slot, tmp_mb
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise SandboxError(f"unknown sandbox {kind!r}; choose one of {', '.join(KINDS)}")
+
+
+class Sandbox:
+    """The zygote: one confined process that imports torch once and forks a worker per slot when
+    asked ("spawn SLOT" on a Unix socket, with the worker's two pipes attached). Asking again for
+    a slot replaces its worker; "stop SLOT" ends it. Closing the socket ends them all."""
+
+    def __init__(self, kind: str = "bwrap", tmp_mb: int = 512):
+        _check_kind(kind)
+        self.kind, self.tmp_mb = kind, tmp_mb
         self.proc: subprocess.Popen | None = None
-        self.info: dict = {}
         self.notes: tuple[str, ...] = ()
-        self.job_uid: int | None = None
-        self._counter = 0
-        self._tmp = None
-        self._sent_key = None
-        self._user_processes: int | None = None
+        self._control: socket.socket | None = None
+        self._stderr = None
+        self._lock = threading.Lock()       # a pool's threads may replace their workers at once
 
-    # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
-        self.spawn()
-        self.wait_ready()
-
-    def spawn(self) -> None:
-        """Start the worker without waiting for it: it imports torch (about a second) while the
-        caller prepares its side. `wait_ready` (or the first job) waits for it."""
+        """Start the zygote without waiting for it: it imports torch (about a second) while the
+        caller prepares its side; the workers it forks say when they are ready."""
         notes = []
-        # The worker's stderr goes to a file: a pipe nobody drains would block it once full.
+        # Its stderr (and its workers') goes to a file: a pipe nobody drains would block it once full.
         self._stderr = tempfile.TemporaryFile()
+        self._control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         if self.kind == "bwrap":
-            seccomp, why = bwrap.seccomp_filter()
-            if seccomp is None:
+            zygote_filter, why = bwrap.seccomp_filter(zygote=True)
+            worker_filter, _ = bwrap.seccomp_filter()
+            if zygote_filter is None:
                 notes.append(why)
-            sfd = seccomp.fileno() if seccomp is not None else None
-            argv, args, worker, self.job_uid = bwrap.command(self.slot, self.tmp_mb, sfd)
+            filters = [f for f in (zygote_filter, worker_filter) if f is not None]
+            argv, args, zygote = bwrap.command(self.tmp_mb, *(f.fileno() if f else None for f in (zygote_filter, worker_filter)))
             r, w = os.pipe()
             os.write(w, b"\0".join(a.encode() for a in args) + b"\0")
             os.close(w)
             # bwrap reads its arguments from a pipe so /proc/1/cmdline inside shows only `--args N`;
             # an empty environment so /proc/1/environ shows nothing of ours.
-            self.proc = subprocess.Popen(argv + ["--args", str(r)] + worker, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            self.proc = subprocess.Popen(argv + ["--args", str(r)] + zygote, stdin=theirs.fileno(), stdout=self._stderr,
                                          stderr=self._stderr, env={}, start_new_session=True,
-                                         pass_fds=(r,) if sfd is None else (r, sfd))
+                                         pass_fds=(r, *(f.fileno() for f in filters)))
             os.close(r)
-            if seccomp is not None:
-                seccomp.close()
+            for f in filters:
+                f.close()
         else:
             notes.append("not sandboxed: the submission ran as an ordinary process with this platform's "
                          "resource limits only (no filesystem or network isolation)")
-            self.proc = subprocess.Popen([sys.executable, "-I", "-B", str(bwrap.PROBE)], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, stderr=self._stderr, start_new_session=True,
+            self.proc = subprocess.Popen([sys.executable, "-I", "-B", str(bwrap.PROBE)], stdin=theirs.fileno(),
+                                         stdout=self._stderr, stderr=self._stderr, start_new_session=True,
                                          env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "OMP_NUM_THREADS": "1",
                                               "HOME": os.environ.get("HOME", "/tmp")})
-        os.set_blocking(self.proc.stdout.fileno(), False)
+        theirs.close()
         self.notes = tuple(notes)
-        self.info = {}
 
-    def wait_ready(self) -> None:
-        if self.info:
-            return
+    def fork_worker(self, slot: int) -> tuple[int, int]:
+        """A new worker for `slot` (its old one, if any, is killed first): (the descriptor to
+        write its jobs to, the descriptor to read its answers from). A zygote that died (the OOM
+        killer) took its workers with it: it is started again."""
+        with self._lock:
+            for attempt in (1, 2):
+                if self.proc is None or self.proc.poll() is not None:
+                    self.close()
+                    self.start()
+                job_r, job_w = os.pipe()
+                reply_r, reply_w = os.pipe()
+                try:
+                    socket.send_fds(self._control, [b"spawn %d" % slot], [job_r, reply_w])
+                except OSError:
+                    for fd in (job_w, reply_r):
+                        os.close(fd)
+                    self.close()
+                    if attempt == 2:
+                        raise
+                    continue
+                finally:
+                    os.close(job_r)
+                    os.close(reply_w)
+                return job_w, reply_r
+        raise AssertionError("unreachable")
+
+    def stop_worker(self, slot: int) -> None:
+        with self._lock:
+            if self.proc is not None and self.proc.poll() is None:
+                try:
+                    self._control.send(b"stop %d" % slot)
+                except OSError:
+                    pass
+
+    def worker_pid(self, slot: int) -> int | None:
+        """The slot's worker as the host sees it (for `ps`, benchmarks and tests): the process named
+        grader-slotN that descends from this sandbox."""
+        parent = {}
+        for name in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    head, _, rest = f.read().rpartition(b")")
+                parent[int(name)] = (int(rest.split()[1]), head.partition(b"(")[2])
+            except (OSError, ValueError, IndexError):
+                continue
+        for pid, (ppid, comm) in parent.items():
+            if comm == b"grader-slot%d" % slot:
+                while ppid > 1 and self.proc is not None and ppid != self.proc.pid:
+                    ppid = parent.get(ppid, (0, b""))[0]
+                if self.proc is not None and ppid == self.proc.pid:
+                    return pid
+        return None
+
+    def stderr_tail(self) -> str:
         try:
-            self.info = json.loads(self._read_frame(time.monotonic() + READY_SECONDS))
-        except WorkerDied:
-            err = self._stderr_tail()
-            self.close()
-            raise SandboxError(f"the {self.kind} sandbox did not start: {err or 'no output'}")
+            self._stderr.seek(0)
+            return self._stderr.read()[-2000:].decode(errors="replace").strip()
+        except Exception:
+            return ""
 
     def close(self) -> None:
         if self.proc is not None:
@@ -111,10 +165,72 @@ class Worker:
             except OSError:
                 pass
             self.proc.wait()
-            for s in (self.proc.stdin, self.proc.stdout, self._stderr):
-                s.close()
             self.proc = None
+        for f in (self._control, self._stderr):
+            if f is not None:
+                f.close()
+        self._control = self._stderr = None
+
+
+class Worker:
+    """One slot's worker. `sandbox`: a zygote shared with other slots (its owner closes it);
+    without one, the worker starts a zygote of its own and closes it with itself."""
+
+    def __init__(self, kind: str = "bwrap", slot: int = 0, tmp_mb: int = 512, sandbox: Sandbox | None = None):
+        _check_kind(kind if sandbox is None else sandbox.kind)
+        self.sandbox = sandbox if sandbox is not None else Sandbox(kind, tmp_mb)
+        self._owns_sandbox = sandbox is None
+        self.kind, self.slot = self.sandbox.kind, slot
+        self.info: dict = {}
+        self.job_uid = bwrap.job_uid(slot) if self.kind == "bwrap" else None
+        self._jobs = None                # where jobs are written (a file over the pipe's descriptor)
+        self._answers: int | None = None    # the descriptor answers are read from
+        self._counter = 0
+        self._tmp = None
+        self._sent_key = None
+        self._user_processes: int | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._jobs is not None
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return self.sandbox.notes
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.spawn()
+        self.wait_ready()
+
+    def spawn(self) -> None:
+        """Ask for the worker without waiting for it. `wait_ready` (or the first job) waits."""
+        if self._jobs is not None:
+            return
+        job_w, self._answers = self.sandbox.fork_worker(self.slot)
+        self._jobs = os.fdopen(job_w, "wb")
+        os.set_blocking(self._answers, False)
+        self.info = {}
+
+    def wait_ready(self) -> None:
+        if self.info:
+            return
+        try:
+            self.info = json.loads(self._read_frame(time.monotonic() + READY_SECONDS))
+        except WorkerDied:
+            err = self.sandbox.stderr_tail()
+            self.close()
+            raise SandboxError(f"the {self.kind} sandbox did not start: {err or 'no output'}")
+
+    def close(self) -> None:
+        if self._jobs is not None:
+            self.sandbox.stop_worker(self.slot)
+            self._jobs.close()
+            os.close(self._answers)
+            self._jobs = self._answers = None
             self._sent_key = None
+        if self._owns_sandbox:
+            self.sandbox.close()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
@@ -126,22 +242,26 @@ class Worker:
     def __exit__(self, *exc):
         self.close()
 
+    def _gone(self) -> bool:
+        """Between jobs a worker never writes: anything to read (its end-of-file) means it died."""
+        return bool(select.select([self._answers], [], [], 0)[0])
+
     # -- one job -------------------------------------------------------------------------------
     def run(self, spec: dict, blob: bytes, budget: float) -> Reply:
         """Send a job and wait for the answer at most `budget` seconds. Raises WorkerDied (and
         leaves the worker closed, to be restarted) when the worker did not answer. A worker that
         died before the job reached it (between jobs: the OOM killer, an admin's kill) is not the
         job's doing: it is restarted and the job sent again, once."""
-        if self.proc is not None and self.proc.poll() is not None:
+        if self._jobs is not None and self.info and self._gone():
             self.close()
         for attempt in (1, 2):
-            if self.proc is None:
+            if self._jobs is None:
                 self.spawn()
             self.wait_ready()
             key, frame = self._frame(spec, blob)
             try:
-                self.proc.stdin.write(frame)
-                self.proc.stdin.flush()
+                self._jobs.write(frame)
+                self._jobs.flush()
                 break
             except OSError as e:          # BrokenPipeError: nobody reads the other end any more
                 self.close()
@@ -200,7 +320,7 @@ class Worker:
         return self._read(n, deadline)
 
     def _read(self, n: int, deadline: float) -> bytes:
-        fd = self.proc.stdout.fileno()
+        fd = self._answers
         chunks = []
         while n:
             left = deadline - time.monotonic()
@@ -219,32 +339,25 @@ class Worker:
             n -= len(b)
         return b"".join(chunks)
 
-    def _stderr_tail(self) -> str:
-        try:
-            self.proc.kill()
-            self.proc.wait()
-            self._stderr.seek(0)
-            return self._stderr.read()[-2000:].decode(errors="replace").strip()
-        except Exception:
-            return ""
-
 
 class WorkerPool:
     """Warm workers behind one Worker's interface: `run` borrows whichever is free. A batch gives
     its threads one more Grader than it has sandboxes, so while a thread scores on the trusted
-    side, its sandbox already runs another thread's submission instead of waiting."""
+    side, its sandbox already runs another thread's submission instead of waiting. The workers
+    are forked from one zygote: the pool pays for one torch import, not one per slot."""
 
-    def __init__(self, workers: list[Worker]):
-        self.workers = workers
+    def __init__(self, kind: str, slots: list[int], tmp_mb: int = 512):
+        self.sandbox = Sandbox(kind, tmp_mb)
+        self.workers = [Worker(slot=slot, sandbox=self.sandbox) for slot in slots]
         self._free: queue.Queue = queue.Queue()
-        for w in workers:
+        for w in self.workers:
             self._free.put(w)
-        self.kind = workers[0].kind
+        self.kind = kind
         self._lock = threading.Lock()      # every thread's warm() waits for the workers: one reads each
 
     @property
-    def proc(self):
-        return self.workers[0].proc
+    def started(self) -> bool:
+        return all(w.started for w in self.workers)
 
     @property
     def info(self) -> dict:
@@ -257,8 +370,7 @@ class WorkerPool:
     def spawn(self) -> None:
         with self._lock:
             for w in self.workers:
-                if w.proc is None:
-                    w.spawn()
+                w.spawn()
 
     def wait_ready(self) -> None:
         with self._lock:
@@ -275,3 +387,4 @@ class WorkerPool:
     def close(self) -> None:
         for w in self.workers:
             w.close()
+        self.sandbox.close()

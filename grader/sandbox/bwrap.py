@@ -1,4 +1,9 @@
-"""How the warm worker is confined: the bubblewrap command line and its seccomp filter.
+"""How the sandbox is confined: the bubblewrap command line and the two seccomp filters.
+
+One bwrap sandbox holds a zygote that imports torch once and forks a worker per slot (probe.py).
+Each worker takes PID, mount and IPC namespaces of its own, with its own /tmp and /dev/shm, so
+two slots are as far apart as two bwrap sandboxes; that takes CAP_SYS_ADMIN, which only the
+zygote keeps: each worker drops it before it reads a job, and installs the strict filter.
 
 Each pitfall measured on the target machines has its answer here:
 - run as root, bwrap's child keeps root's capabilities: we drop them all but the few the worker
@@ -29,6 +34,8 @@ from ..errors import SandboxError
 JOB_UID_BASE = 60000
 PROBE = Path(__file__).with_name("probe.py")
 _WORKER_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER")
+# For the zygote only, to give each worker its own namespaces and mounts; no worker keeps it.
+_ZYGOTE_CAPS = ("CAP_SYS_ADMIN",)
 
 
 def bwrap_path() -> str | None:
@@ -49,8 +56,14 @@ def python_roots() -> list[str]:
     return [r for i, r in enumerate(roots) if not any(r.startswith(p.rstrip("/") + "/") for p in roots[:i])]
 
 
-def command(slot: int, tmp_mb: int, seccomp_fd: int | None) -> tuple[list[str], list[str], list[str], int | None]:
-    """(bwrap, the options to pass on the --args descriptor, the worker's command, job uid or None)."""
+def job_uid(slot: int) -> int | None:
+    """The uid a slot's jobs run as: one per slot when we are root (RLIMIT_NPROC then counts that
+    slot's processes only); None when unprivileged, where the jobs keep our uid."""
+    return JOB_UID_BASE + slot if os.geteuid() == 0 else None
+
+
+def command(tmp_mb: int, zygote_filter_fd: int | None, worker_filter_fd: int | None) -> tuple[list[str], list[str], list[str]]:
+    """(bwrap, the options to pass on the --args descriptor, the zygote's command)."""
     bwrap = bwrap_path()
     if bwrap is None:
         raise SandboxError("bubblewrap (bwrap) is not installed; install it with `apt-get install -y bubblewrap`, "
@@ -62,9 +75,9 @@ def command(slot: int, tmp_mb: int, seccomp_fd: int | None) -> tuple[list[str], 
             "--setenv", "MKL_NUM_THREADS", "1", "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
             "--setenv", "HOME", "/tmp", "--setenv", "LANG", "C.UTF-8"]
     if root:
-        args += ["--cap-drop", "ALL"] + [a for cap in _WORKER_CAPS for a in ("--cap-add", cap)]
+        args += ["--cap-drop", "ALL"] + [a for cap in _WORKER_CAPS + _ZYGOTE_CAPS for a in ("--cap-add", cap)]
     else:
-        args += ["--unshare-user", "--disable-userns"]
+        args += ["--unshare-user", "--disable-userns"] + [a for cap in _ZYGOTE_CAPS for a in ("--cap-add", cap)]
     for path in ("/usr", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime"):
         if os.path.exists(path):
             args += ["--ro-bind", path, path]
@@ -85,13 +98,14 @@ def command(slot: int, tmp_mb: int, seccomp_fd: int | None) -> tuple[list[str], 
              "--perms", "1777", "--size", str(tmp_mb * 2**20), "--tmpfs", "/tmp",
              "--perms", "1777", "--size", str(16 * 2**20), "--tmpfs", "/dev/shm",
              "--ro-bind", str(PROBE), "/opt/grader/probe.py", "--chdir", "/tmp"]
-    if seccomp_fd is not None:
-        args += ["--seccomp", str(seccomp_fd)]
-    job_uid = JOB_UID_BASE + slot if root else None
-    worker = [os.path.realpath(sys.executable), "-I", "-B", "/opt/grader/probe.py"]
-    if job_uid is not None:
-        worker += ["--job-uid", str(job_uid)]
-    return [bwrap], args, worker, job_uid
+    if zygote_filter_fd is not None:
+        args += ["--seccomp", str(zygote_filter_fd)]
+    zygote = [os.path.realpath(sys.executable), "-I", "-B", "/opt/grader/probe.py", "--isolate", str(tmp_mb)]
+    if worker_filter_fd is not None:
+        zygote += ["--seccomp-fd", str(worker_filter_fd)]
+    if root:
+        zygote += ["--job-uid-base", str(JOB_UID_BASE)]
+    return [bwrap], args, zygote
 
 
 _NS_FLAGS = {"CLONE_NEWNS": 0x00020000, "CLONE_NEWCGROUP": 0x02000000, "CLONE_NEWUTS": 0x04000000,
@@ -104,23 +118,36 @@ _DENIED = ("unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "ptra
            "syslog", "acct", "swapon", "swapoff", "reboot", "iopl", "ioperm", "mount_setattr")
 
 
-def seccomp_filter() -> tuple[object | None, str]:
+# What the zygote may do that a worker may not: give each worker its namespaces and mounts.
+_ZYGOTE_ALLOWS = ("unshare", "mount")
+_ZYGOTE_UNSHARE = ("CLONE_NEWNS", "CLONE_NEWIPC", "CLONE_NEWPID")
+
+
+def seccomp_filter(zygote: bool = False) -> tuple[object | None, str]:
     """A compiled seccomp program as an open temporary file, or (None, why not).
 
     libseccomp (through pyseccomp) compiles it; the denied calls are the ones a job never needs
-    and that widen what a process can see or do: namespaces, mounts, tracing, kernel keyrings."""
+    and that widen what a process can see or do: namespaces, mounts, tracing, kernel keyrings.
+    The zygote's filter (`zygote=True`) lets it unshare a worker's PID, mount and IPC namespaces
+    and mount that worker's filesystems; never a user or network namespace."""
     try:
         import pyseccomp as sc
     except Exception as e:  # missing package, or libseccomp.so.2 not loadable
         return None, f"seccomp filter not applied ({type(e).__name__}: {e})"
     f = sc.SyscallFilter(sc.ALLOW)
     for name in _DENIED:
+        if zygote and name in _ZYGOTE_ALLOWS:
+            continue
         try:
             f.add_rule(sc.ERRNO(errno.EPERM), name)
         except Exception:
             continue            # not a syscall on this architecture
-    for flag in _NS_FLAGS.values():
+    for name, flag in _NS_FLAGS.items():
         f.add_rule(sc.ERRNO(errno.EPERM), "clone", sc.Arg(0, sc.MASKED_EQ, flag, flag))
+        if zygote and name not in _ZYGOTE_UNSHARE:
+            f.add_rule(sc.ERRNO(errno.EPERM), "unshare", sc.Arg(0, sc.MASKED_EQ, flag, flag))
+    if zygote:      # CLONE_NEWTIME shares its bit with clone's exit signal: a rule for unshare only
+        f.add_rule(sc.ERRNO(errno.EPERM), "unshare", sc.Arg(0, sc.MASKED_EQ, 0x80, 0x80))
     try:
         f.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")   # its flags live in memory seccomp cannot read; libc falls back to clone
     except Exception:

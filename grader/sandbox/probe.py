@@ -1,12 +1,20 @@
-"""The only grader code that runs inside the sandbox: a warm worker and the job runner it forks.
+"""The only grader code that runs inside the sandbox: a zygote, the warm workers it forks, and the
+job runners they fork.
 
-It is started once per sandbox (`python probe.py [--job-uid N]`), imports torch once, then reads
-jobs from stdin and answers on stdout, one frame each (4-byte length + bytes). For each job it
-forks a runner that drops to the job's uid, runs the student's blocks in order under each seed,
-captures the values the rubric wants, and calls the student's functions on the inputs the
-trusted side sent. The worker times every step and kills the runner when a step overruns; the
-runner is then re-forked, replays the earlier steps of that run silently, and goes on after the
-step that was stopped, so a limit hit costs that step only.
+It is started once per sandbox (`python probe.py [--isolate TMP_MB] [--seccomp-fd N]
+[--job-uid-base N]`) and imports torch once. That first process is the zygote: for every
+"spawn SLOT" message on its stdin (a Unix socket that also carries the worker's two pipes) it
+forks a worker for that slot, so a batch's sandboxes share one torch import instead of paying one
+each. With --isolate a worker first takes namespaces of its own (PID, mount, IPC) and mounts its
+own /tmp, /dev/shm and /proc, then gives up the capability that allowed it and installs the strict
+seccomp filter: two slots see and reach each other no more than two separate sandboxes would.
+
+A worker reads jobs from its pipe and answers on the other, one frame each (4-byte length +
+bytes). For each job it forks a runner that drops to the job's uid, runs the student's blocks in
+order under each seed, captures the values the rubric wants, and calls the student's functions
+on the inputs the trusted side sent. The worker times every step and kills the runner when a step
+overruns; the runner is then re-forked, replays the earlier steps of that run silently, and goes
+on after the step that was stopped, so a limit hit costs that step only.
 
 This file imports nothing of the grader (the sandbox sees only this file) and trusts nothing it
 reads back from the runner: it only forwards bytes, which the trusted side checks.
@@ -24,6 +32,7 @@ import random
 import resource
 import select
 import signal
+import socket
 import struct
 import sys
 import time
@@ -45,7 +54,7 @@ except ImportError:  # pragma: no cover
     numpy = None
 
 _CTRL_IN = _CTRL_OUT = -1
-_PR_SET_DUMPABLE, _PR_SET_CHILD_SUBREAPER = 4, 36
+_PR_SET_DUMPABLE, _PR_SET_NAME, _PR_SET_SECCOMP, _PR_SET_CHILD_SUBREAPER, _PR_SET_NO_NEW_PRIVS = 4, 15, 22, 36, 38
 _libc = ctypes.CDLL(None, use_errno=True)
 MAX_RESULT_BYTES = 256 * 2**20
 # The function calls of the last job that brought them, with their inputs decoded once; runners
@@ -76,19 +85,116 @@ def write_frame(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-# --- the worker ---------------------------------------------------------------------------------
+# --- the zygote ---------------------------------------------------------------------------------
 def main(argv: list[str]) -> int:
+    opts = {k: int(argv[argv.index(k) + 1]) for k in ("--isolate", "--seccomp-fd", "--job-uid-base") if k in argv}
+    seccomp = b""
+    if "--seccomp-fd" in opts:
+        with open(opts["--seccomp-fd"], "rb") as f:
+            seccomp = f.read()
+    _libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)       # children of another uid cannot ptrace us anyway; same uid neither
+    # A worker's parent is a short-lived intermediate (below): the worker is then ours, to reap and to stop.
+    _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    _warm_up()
+    control = socket.socket(fileno=0)
+    workers: dict[int, int] = {}        # slot -> the worker's pid
+    while True:
+        try:
+            msg, fds, _, _ = socket.recv_fds(control, 64, 2)
+        except OSError:
+            msg, fds = b"", []
+        if not msg:                     # the trusted side closed the socket (or died): so do we
+            return 0
+        while _reap_any():
+            pass
+        verb, _, slot = msg.decode().partition(" ")
+        old = workers.pop(int(slot), None)
+        if old is not None:
+            _stop_worker(old)
+        if verb == "spawn" and len(fds) == 2:
+            pid = _fork_worker(int(slot), fds, opts, seccomp)
+            if pid:
+                workers[int(slot)] = pid
+        for fd in fds:
+            os.close(fd)
+
+
+def _reap_any() -> bool:
+    try:
+        return os.waitpid(-1, os.WNOHANG)[0] > 0
+    except ChildProcessError:
+        return False
+
+
+def _stop_worker(pid: int) -> None:
+    """Kill a worker and all it started: with --isolate it is its PID namespace's first process,
+    so the kernel kills everything in that namespace with it; without, its process group."""
+    for kill in (os.killpg, os.kill):
+        try:
+            kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+_CLONE_NEWNS, _CLONE_NEWIPC, _CLONE_NEWPID = 0x00020000, 0x08000000, 0x20000000
+
+
+def _fork_worker(slot: int, fds: list[int], opts: dict, seccomp: bytes) -> int | None:
+    """Fork the worker of `slot` through an intermediate: a new PID namespace takes effect for the
+    children of the process that made it, so the intermediate makes it and the worker, its child,
+    is that namespace's first process. The intermediate reports the worker's pid and exits."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            if "--isolate" in opts and _libc.unshare(_CLONE_NEWNS | _CLONE_NEWPID | _CLONE_NEWIPC) != 0:
+                raise OSError(ctypes.get_errno(), "unshare: " + os.strerror(ctypes.get_errno()))
+            worker = os.fork()
+            if worker == 0:
+                os.close(w)
+                code = 1
+                try:
+                    code = _worker(slot, fds, opts, seccomp)
+                except BaseException:
+                    traceback.print_exc()
+                finally:
+                    os._exit(code)
+            os.write(w, b"%d" % worker)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(0)
+    os.close(w)
+    got = os.read(r, 32)
+    os.close(r)
+    os.waitpid(pid, 0)
+    return int(got) if got else None
+
+
+# --- the worker ---------------------------------------------------------------------------------
+def _worker(slot: int, fds: list[int], opts: dict, seccomp: bytes) -> int:
     global _CTRL_IN, _CTRL_OUT
-    job_uid = int(argv[argv.index("--job-uid") + 1]) if "--job-uid" in argv else None
-    # Keep the control pipe on private descriptors; the job's stdin/stdout are pointed elsewhere.
-    _CTRL_IN, _CTRL_OUT = os.dup(0), os.dup(1)
+    _CTRL_IN, _CTRL_OUT = fds
+    os.setsid()
+    _libc.prctl(_PR_SET_NAME, ctypes.c_char_p(b"grader-slot%d" % slot), 0, 0, 0)   # what `ps` shows
+    # The job's stdin and stdout point elsewhere; the zygote's socket (fd 0) is not ours to keep.
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(2, 1)
-    _libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)       # children of another uid cannot ptrace us anyway; same uid neither
+    os.close(devnull)
+    if "--isolate" in opts:
+        _own_mounts(opts["--isolate"])
+        _drop_capability(_CAP_SYS_ADMIN)
+    if seccomp:
+        _load_seccomp(seccomp)
     _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # orphans (setsid daemons) come back to us, to be killed
-    _warm_up()
-    write_frame(_CTRL_OUT, json.dumps({"ready": True, "torch": torch.__version__, "pid": os.getpid(),
+    job_uid = opts["--job-uid-base"] + slot if "--job-uid-base" in opts else None
+    write_frame(_CTRL_OUT, json.dumps({"ready": True, "torch": torch.__version__, "slot": slot,
                                        "python": sys.version.split()[0],
                                        "numpy": getattr(numpy, "__version__", None)}).encode())
     spare = _Runner.fork(job_uid)
@@ -115,6 +221,61 @@ def main(argv: list[str]) -> int:
         if served == COLLAPSE_AFTER_JOBS:
             _collapse_heap()
         spare = _Runner.fork(job_uid)
+
+
+_MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REC, _MS_PRIVATE = 0x2, 0x4, 0x8, 0x4000, 0x40000
+_CAP_SYS_ADMIN = 21
+
+
+def _own_mounts(tmp_mb: int) -> None:
+    """This worker's /tmp and /dev/shm (what one job writes there, or fills, no other slot sees)
+    and a /proc of its own PID namespace. Private first, so nothing mounted here reaches the zygote."""
+    def mount(source, target, fstype, flags, data=None):
+        if _libc.mount(source, target.encode(), fstype, flags, data) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"mount {target}: {os.strerror(err)}")
+
+    mount(None, "/", None, _MS_REC | _MS_PRIVATE)
+    mount(b"tmpfs", "/tmp", b"tmpfs", _MS_NOSUID | _MS_NODEV, b"size=%dm,mode=1777" % tmp_mb)
+    mount(b"tmpfs", "/dev/shm", b"tmpfs", _MS_NOSUID | _MS_NODEV, b"size=16m,mode=1777")
+    mount(b"proc", "/proc", b"proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
+    os.chdir("/tmp")            # the zygote's /tmp stays below; the jobs' paths all start here
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def _drop_capability(cap: int) -> None:
+    """Out of the effective, permitted and inheritable sets (and so the ambient one): gone for
+    good, since no-new-privileges (set with the seccomp filter) stops any exec from giving it back."""
+    head, data = _CapHeader(0x20080522, 0), (_CapData * 2)()     # _LINUX_CAPABILITY_VERSION_3
+    if _libc.capget(ctypes.byref(head), data) != 0:
+        raise OSError(ctypes.get_errno(), "capget")
+    word, bit = divmod(cap, 32)
+    for field in ("effective", "permitted", "inheritable"):
+        setattr(data[word], field, getattr(data[word], field) & ~(1 << bit))
+    if _libc.capset(ctypes.byref(head), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def _load_seccomp(program: bytes) -> None:
+    """Install the strict filter compiled by the trusted side (raw BPF, 8 bytes an instruction).
+    It stacks on the zygote's looser one; every runner inherits both."""
+    code = ctypes.create_string_buffer(program, len(program))
+    prog = _SockFprog(len(program) // 8, ctypes.addressof(code))
+    if _libc.prctl(_PR_SET_NO_NEW_PRIVS, ctypes.c_ulong(1), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0)) != 0 \
+            or _libc.prctl(_PR_SET_SECCOMP, ctypes.c_ulong(2), ctypes.byref(prog), ctypes.c_ulong(0), ctypes.c_ulong(0)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"seccomp filter not installed: {os.strerror(err)}")
 
 
 def _warm_up() -> None:
