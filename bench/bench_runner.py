@@ -216,47 +216,6 @@ def child_profile(probe, jobs: list, n: int) -> None:
 
 
 # --- (b) a warm bwrap worker, end to end ---------------------------------------------------------
-def worker_pid(host_pid: int) -> int:
-    """The sandboxed probe.py process: the child of the innermost bwrap (with --unshare-pid bwrap
-    runs twice, and both show the worker's command line; the runners are the worker's children)."""
-    for _ in range(100):
-        for name in os.listdir("/proc"):
-            if name.isdigit() and _argv0(name) != "bwrap" and b"/opt/grader/probe.py" in _cmdline(name):
-                parent = _parent(int(name))
-                if _argv0(parent) == "bwrap" and _descends(parent, host_pid):
-                    return int(name)
-        time.sleep(0.05)
-    raise RuntimeError("the sandboxed worker process was not found")
-
-
-def _cmdline(pid) -> bytes:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read()
-    except OSError:
-        return b""
-
-
-def _argv0(pid) -> str:
-    return os.path.basename(_cmdline(pid).split(b"\0")[0].decode(errors="replace"))
-
-
-def _parent(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return int(f.read().rsplit(b")", 1)[1].split()[1])
-    except OSError:
-        return 0
-
-
-def _descends(pid: int, ancestor: int) -> bool:
-    while pid > 1:
-        if pid == ancestor:
-            return True
-        pid = _parent(pid)
-    return False
-
-
 def usage(pid: int) -> tuple[float, float, int]:
     """(user seconds, system seconds, minor faults) of the process and its reaped children."""
     with open(f"/proc/{pid}/stat", "rb") as f:
@@ -285,7 +244,7 @@ def bench_worker(rounds: int, probe: str) -> None:
         g.warm()
         for p in paths:            # reference values cached; the worker holds the calls' inputs
             g.grade(p)
-        pid = worker_pid(g.worker.proc.pid)
+        pid = g.worker.sandbox.worker_pid(g.worker.slot)
         print(f"  worker memory at the start: {memory(pid)}")
         for _ in range(rounds):
             this = []

@@ -2,6 +2,7 @@
 host is untouched, and that the next submission is graded right."""
 from __future__ import annotations
 
+import os
 import socket
 import textwrap
 import uuid
@@ -172,6 +173,10 @@ def test_cannot_kill_the_worker_or_see_its_environment(grader, tmp_path):
         import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
         print("unshare-user", libc.unshare(0x10000000), ctypes.get_errno())
+        print("unshare-mount", libc.unshare(0x00020000), ctypes.get_errno())
+        print("mount", libc.mount(b"none", b"/tmp", b"tmpfs", 0, None), ctypes.get_errno())
+        caps = [l.split() for l in open("/proc/1/status") if l.startswith("Cap")]
+        print("worker", " ".join(f"{name}{int(v, 16) & (1 << 21 | 1 << 8)}" for name, v in caps))
         """)
     out = cell.stdout
     assert "KILLED" not in out and out.count("denied") == 3
@@ -181,6 +186,10 @@ def test_cannot_kill_the_worker_or_see_its_environment(grader, tmp_path):
     assert str(ROOT) not in out and "bwrap" not in cmdline and "/opt/grader/probe.py" in cmdline
     assert "uid 60000 0000000000000000" in out
     assert "unshare-user -1 1" in out         # EPERM: no nested user namespace
+    assert "unshare-mount -1 1" in out and "mount -1 1" in out
+    # the worker (pid 1 here) gave up what its zygote needed to make its namespaces: no
+    # CAP_SYS_ADMIN (bit 21) nor CAP_SETPCAP (bit 8) in any set, the bounding one included
+    assert "worker CapInh:0 CapPrm:0 CapEff:0 CapBnd:0 CapAmb:0" in out, out
 
 
 def test_exit_after_printing_fake_results_is_an_incomplete_run(grader, tmp_path):
@@ -283,3 +292,62 @@ def test_student_code_sees_pythons_usual_garbage_collector(grader, tmp_path):
                               text=True, check=True).stdout.strip()      # this Python's own, not this process's
     _, cell = hostile(grader, tmp_path, "import gc\nprint('threshold', gc.get_threshold(), gc.isenabled())\n")
     assert cell.status == "ok" and f"threshold {defaults} True" in cell.stdout
+
+
+def test_a_slot_sees_nothing_of_another_slots_job(tmp_path):
+    """Two slots' workers come from one zygote, but each has its own /tmp, /dev/shm, IPC and
+    processes: while one slot's job runs (files written, a daemon started, a SysV segment made),
+    the other slot's job finds none of it."""
+    import threading
+    import time
+    from conftest import RUBRIC
+    from grader.batch import claim_slot
+    from grader.pipeline import Grader
+    from grader.sandbox import WorkerPool
+    mark = uuid.uuid4().hex[:8]
+    writer = tmp_path / "writer.py"
+    writer.write_text(PART_A + "\n# %%\n" + textwrap.dedent(f"""
+        import ctypes, os, subprocess, time
+        open("/tmp/left-{mark}", "w").write("secret")
+        open("/dev/shm/left-{mark}", "w").write("secret")
+        ctypes.CDLL(None).shmget(0x5157, 4096, 0o1666)     # IPC_CREAT, world-readable
+        subprocess.Popen(["sleep", "30"], start_new_session=True)
+        open("/tmp/ready-{mark}", "w").close()
+        time.sleep(4)
+        """), encoding="utf-8")
+    reader = tmp_path / "reader.py"
+    reader.write_text(PART_A + "\n# %%\n" + textwrap.dedent("""
+        import ctypes, os
+        print("tmp", sorted(os.listdir("/tmp")), "shm", sorted(os.listdir("/dev/shm")))
+        print("shmget", ctypes.CDLL(None).shmget(0x5157, 0, 0))
+        print("procs", sorted(open(f"/proc/{p}/cmdline").read().split("\\0")[0]
+                              for p in os.listdir("/proc") if p.isdigit()))
+        """), encoding="utf-8")
+    (a, fa), (b, fb) = claim_slot(), claim_slot()
+    pool = WorkerPool("bwrap", [a, b])
+    try:
+        pool.spawn()
+        pool.wait_ready()
+        first, second = (Grader(RUBRIC, timeout=8, worker=w) for w in pool.workers)
+        results = {}
+        thread = threading.Thread(target=lambda: results.update(writer=first.grade(writer)))
+        thread.start()
+        ready = f"/proc/{pool.sandbox.worker_pid(a)}/root/tmp/ready-{mark}"   # its /tmp, seen from here
+        for _ in range(200):
+            if os.path.exists(ready):
+                break
+            time.sleep(0.05)
+        assert os.path.exists(ready), "the writer's job did not start"
+        seen = second.grade(reader)
+        thread.join()
+    finally:
+        pool.close()
+        os.close(fa)
+        os.close(fb)
+    cell = next(c for c in seen.run.cells if c.run == "public" and c.cell == 2)
+    assert mark not in cell.stdout and "tmp ['job-" in cell.stdout, cell.stdout
+    assert "shmget -1" in cell.stdout            # no such segment in this slot's IPC namespace
+    procs = cell.stdout.split("procs")[1]
+    assert "sleep" not in procs and procs.count("python") == 2, procs      # its worker and itself
+    wrote = next(c for c in results["writer"].run.cells if c.run == "public" and c.cell == 2)
+    assert wrote.status == "ok", wrote

@@ -3,7 +3,8 @@
 One bwrap sandbox holds a zygote that imports torch once and forks a worker per slot (probe.py).
 Each worker takes PID, mount and IPC namespaces of its own, with its own /tmp and /dev/shm, so
 two slots are as far apart as two bwrap sandboxes; that takes CAP_SYS_ADMIN, which only the
-zygote keeps: each worker drops it before it reads a job, and installs the strict filter.
+zygote keeps: each worker drops it (with CAP_SETPCAP, which lets it drop it from the bounding
+set) before it reads a job, and installs the strict filter.
 
 Each pitfall measured on the target machines has its answer here:
 - run as root, bwrap's child keeps root's capabilities: we drop them all but the few the worker
@@ -34,8 +35,9 @@ from ..errors import SandboxError
 JOB_UID_BASE = 60000
 PROBE = Path(__file__).with_name("probe.py")
 _WORKER_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER")
-# For the zygote only, to give each worker its own namespaces and mounts; no worker keeps it.
-_ZYGOTE_CAPS = ("CAP_SYS_ADMIN",)
+# For the zygote only, to give each worker its own namespaces and mounts (and to drop the
+# capability from the worker's bounding set): no worker keeps them.
+_ZYGOTE_CAPS = ("CAP_SYS_ADMIN", "CAP_SETPCAP")
 
 
 def bwrap_path() -> str | None:

@@ -6,7 +6,7 @@ It is started once per sandbox (`python probe.py [--isolate TMP_MB] [--seccomp-f
 "spawn SLOT" message on its stdin (a Unix socket that also carries the worker's two pipes) it
 forks a worker for that slot, so a batch's sandboxes share one torch import instead of paying one
 each. With --isolate a worker first takes namespaces of its own (PID, mount, IPC) and mounts its
-own /tmp, /dev/shm and /proc, then gives up the capability that allowed it and installs the strict
+own /tmp, /dev/shm and /proc, then gives up the capabilities that allowed it and installs the strict
 seccomp filter: two slots see and reach each other no more than two separate sandboxes would.
 
 A worker reads jobs from its pipe and answers on the other, one frame each (4-byte length +
@@ -189,7 +189,7 @@ def _worker(slot: int, fds: list[int], opts: dict, seccomp: bytes) -> int:
     os.close(devnull)
     if "--isolate" in opts:
         _own_mounts(opts["--isolate"])
-        _drop_capability(_CAP_SYS_ADMIN)
+        _drop_capabilities(_CAP_SYS_ADMIN, _CAP_SETPCAP)
     if seccomp:
         _load_seccomp(seccomp)
     _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # orphans (setsid daemons) come back to us, to be killed
@@ -224,7 +224,8 @@ def _worker(slot: int, fds: list[int], opts: dict, seccomp: bytes) -> int:
 
 
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REC, _MS_PRIVATE = 0x2, 0x4, 0x8, 0x4000, 0x40000
-_CAP_SYS_ADMIN = 21
+_CAP_SETPCAP, _CAP_SYS_ADMIN = 8, 21
+_PR_CAPBSET_DROP = 24
 
 
 def _own_mounts(tmp_mb: int) -> None:
@@ -250,15 +251,19 @@ class _CapData(ctypes.Structure):
     _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
 
 
-def _drop_capability(cap: int) -> None:
-    """Out of the effective, permitted and inheritable sets (and so the ambient one): gone for
-    good, since no-new-privileges (set with the seccomp filter) stops any exec from giving it back."""
+def _drop_capabilities(*caps: int) -> None:
+    """Out of the bounding set, then out of the effective, permitted and inheritable sets (and so
+    the ambient one): gone for good, no exec can give them back."""
+    for cap in caps:        # CAP_SETPCAP, dropped last, is what allows dropping from the bounding set
+        if _libc.prctl(_PR_CAPBSET_DROP, ctypes.c_ulong(cap), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0)) != 0:
+            raise OSError(ctypes.get_errno(), f"dropping capability {cap} from the bounding set")
     head, data = _CapHeader(0x20080522, 0), (_CapData * 2)()     # _LINUX_CAPABILITY_VERSION_3
     if _libc.capget(ctypes.byref(head), data) != 0:
         raise OSError(ctypes.get_errno(), "capget")
-    word, bit = divmod(cap, 32)
-    for field in ("effective", "permitted", "inheritable"):
-        setattr(data[word], field, getattr(data[word], field) & ~(1 << bit))
+    for cap in caps:
+        word, bit = divmod(cap, 32)
+        for field in ("effective", "permitted", "inheritable"):
+            setattr(data[word], field, getattr(data[word], field) & ~(1 << bit))
     if _libc.capset(ctypes.byref(head), data) != 0:
         raise OSError(ctypes.get_errno(), "capset")
 
