@@ -351,3 +351,14 @@ def test_a_slot_sees_nothing_of_another_slots_job(tmp_path):
     assert "sleep" not in procs and procs.count("python") == 2, procs      # its worker and itself
     wrote = next(c for c in results["writer"].run.cells if c.run == "public" and c.cell == 2)
     assert wrote.status == "ok", wrote
+
+
+def test_a_worker_that_cannot_set_itself_up_says_why():
+    """A worker refuses jobs rather than run them with less confinement than asked: when its own
+    /tmp cannot be mounted, the error names the sandbox and the reason."""
+    from grader.errors import SandboxError
+    from grader.sandbox import Worker
+    w = Worker("bwrap", slot=0, tmp_mb=-1)      # "size=-1m": the kernel refuses the mount
+    with pytest.raises(SandboxError, match=r"the bwrap sandbox did not start: (?s:.*)mount /tmp: Invalid argument"):
+        w.start()
+    assert w.sandbox.proc is None

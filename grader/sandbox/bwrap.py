@@ -96,8 +96,10 @@ def command(tmp_mb: int, zygote_filter_fd: int | None, worker_filter_fd: int | N
             for i in range(2, len(parts)):
                 args += ["--perms", "0755", "--dir", str(Path(*parts[:i]))]
             args += ["--ro-bind", r, r]
+    # The zygote's own /tmp and /dev/shm: it writes nothing there. Each worker mounts its own
+    # (tmp_mb for /tmp) over them, in its own mount namespace.
     args += ["--proc", "/proc", "--dev", "/dev",
-             "--perms", "1777", "--size", str(tmp_mb * 2**20), "--tmpfs", "/tmp",
+             "--perms", "1777", "--size", str(16 * 2**20), "--tmpfs", "/tmp",
              "--perms", "1777", "--size", str(16 * 2**20), "--tmpfs", "/dev/shm",
              "--ro-bind", str(PROBE), "/opt/grader/probe.py", "--chdir", "/tmp"]
     if zygote_filter_fd is not None:
