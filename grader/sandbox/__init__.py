@@ -103,7 +103,7 @@ class Sandbox:
         write its jobs to, the descriptor to read its answers from). A zygote that died (the OOM
         killer) took its workers with it: it is started again."""
         with self._lock:
-            for attempt in (1, 2):
+            for _ in range(2):
                 if self.proc is None or self.proc.poll() is not None:
                     self.close()
                     self.start()
@@ -111,18 +111,16 @@ class Sandbox:
                 reply_r, reply_w = os.pipe()
                 try:
                     socket.send_fds(self._control, [b"spawn %d" % slot], [job_r, reply_w])
-                except OSError:
-                    for fd in (job_w, reply_r):
-                        os.close(fd)
+                    return job_w, reply_r
+                except OSError as e:        # the zygote is gone: start it again, once
+                    why = f"{e}; {self.stderr_tail() or 'no output'}"
+                    os.close(job_w)
+                    os.close(reply_r)
                     self.close()
-                    if attempt == 2:
-                        raise
-                    continue
                 finally:
                     os.close(job_r)
                     os.close(reply_w)
-                return job_w, reply_r
-        raise AssertionError("unreachable")
+        raise SandboxError(f"the {self.kind} sandbox stopped answering: {why}")
 
     def stop_worker(self, slot: int) -> None:
         with self._lock:
