@@ -169,6 +169,7 @@ def claim_slot(limit: int = 256):
 
 
 _references: dict = {}
+_sandboxes: dict = {}       # kind -> the Sandbox (zygote) this process's threads fork their workers from
 
 
 def shared_reference(cfg: Config):
@@ -182,6 +183,17 @@ def shared_reference(cfg: Config):
             ref = _references[cfg.rubric_path] = Reference(load_rubric(cfg.rubric_path))
             ref.check()
         return ref
+
+
+def shared_sandbox(kind: str):
+    """One zygote per process for all its graders' workers: a Dask worker's threads pay for one
+    torch import in the sandbox, not one each."""
+    from .sandbox import Sandbox
+    with _graders_lock:
+        box = _sandboxes.get(kind)
+        if box is None:
+            box = _sandboxes[kind] = Sandbox(kind)
+        return box
 
 
 def prepare_host(cfg: Config) -> None:
@@ -199,13 +211,18 @@ def prepare_host(cfg: Config) -> None:
 
 def new_grader(cfg: Config):
     from .pipeline import Grader
+    from .sandbox import Worker
     slot, fd = claim_slot()
+    worker = None
     try:
-        g = Grader(cfg.rubric_path, sandbox=cfg.sandbox, timeout=cfg.timeout, slot=slot, reference=shared_reference(cfg))
+        worker = Worker(slot=slot, sandbox=shared_sandbox(cfg.sandbox))
+        g = Grader(cfg.rubric_path, timeout=cfg.timeout, reference=shared_reference(cfg), worker=worker)
         g.worker.spawn()        # it boots (about a second) while this thread prepares the host's side
         prepare_host(cfg)
         g.warm()
     except BaseException:
+        if worker is not None:
+            worker.close()
         os.close(fd)
         raise
     g._slot_fd = fd
@@ -215,7 +232,7 @@ def new_grader(cfg: Config):
 
 
 def release(g) -> None:
-    g.close()
+    g.worker.close()            # the Grader was handed its worker: closing it is ours to do
     os.close(g._slot_fd)
     with _graders_lock:
         if g in _graders:
@@ -241,6 +258,11 @@ def close_graders() -> int:
         gs = list(_graders)
     for g in gs:
         release(g)
+    with _graders_lock:
+        boxes = list(_sandboxes.values())
+        _sandboxes.clear()
+    for box in boxes:
+        box.close()
     return len(gs)
 
 

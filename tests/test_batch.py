@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import textwrap
 import time
 
 import pytest
@@ -85,6 +86,72 @@ def test_two_threads_share_one_sandbox(tmp_path):
     assert csv_totals(out) == {n: EXPECTED[n] for n in names}
 
 
+def test_a_processes_grader_threads_fork_their_workers_from_one_zygote():
+    """A Dask worker's (or a process pool's) threads each keep a warm Grader with a slot of its
+    own, but all their workers come from one sandbox zygote: one torch import, not one a thread."""
+    import threading
+    from grader import batch as b
+    from grader.rubric import load_rubric
+    cfg = b.make_config(load_rubric(RUBRIC), "bwrap", 3, "en")
+    sample = next((SAMPLES / "003_correct_script").iterdir())
+    graders, scores = [], []
+
+    def work():
+        g = b.cached_grader(cfg)
+        graders.append(g)
+        scores.append(g.grade(sample).score)
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        one, two = graders
+        assert one.worker.slot != two.worker.slot and one.worker.sandbox is two.worker.sandbox
+        zygote = one.worker.sandbox
+        assert zygote.worker_pid(one.worker.slot) and zygote.worker_pid(two.worker.slot)
+        assert scores == [EXPECTED["003_correct_script"]] * 2
+    finally:
+        assert b.close_graders() == 2
+    assert zygote.proc is None          # closed with the last of them
+
+
+def test_the_sandbox_dies_with_the_process_that_started_it(tmp_path):
+    """kill -9 of the grader leaves nothing running: the zygote sees its control socket close and
+    exits, and its workers (and their jobs) go with it. Started from a thread that has ended by
+    then, as a Dask worker's zygote may be."""
+    code = textwrap.dedent(f"""
+        import sys, threading, time
+        sys.path.insert(0, {str(ROOT)!r})
+        from grader.sandbox import Worker
+        w = Worker("bwrap", slot=0)
+        t = threading.Thread(target=w.start)
+        t.start(); t.join()
+        print(w.sandbox.proc.pid, w.sandbox.worker_pid(0), flush=True)
+        time.sleep(60)
+        """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        sandbox, worker = (int(p) for p in proc.stdout.readline().split())
+        assert os.path.exists(f"/proc/{worker}"), "the worker outlived the thread that started it"
+    finally:
+        proc.kill()
+        proc.wait()
+    def running(pid):      # a zombie nobody reaped yet (its parent died) runs nothing
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    for _ in range(100):
+        if not running(sandbox) and not running(worker):
+            break
+        time.sleep(0.05)
+    assert not running(worker) and not running(sandbox)
+
+
 def dead(worker, seconds: float = 10.0) -> None:
     """Wait until a killed worker has exited (its answer pipe at end-of-file): a job sent before
     that would be the job the worker died under, not one sent after its death."""
@@ -115,7 +182,11 @@ def test_pool_restarts_a_worker_that_died(tmp_path):
         assert pool.sandbox.worker_pid(a) not in (None, first)
         assert pool.sandbox.worker_pid(b) == other
         zygote = pool.sandbox.proc.pid
-        os.killpg(zygote, signal.SIGKILL)
+        def parent(pid):
+            with open(f"/proc/{pid}/stat") as f:
+                return int(f.read().rsplit(")", 1)[1].split()[1])
+
+        os.kill(parent(parent(pool.sandbox.worker_pid(b))), signal.SIGKILL)     # worker < keeper < zygote
         for w in pool.workers:
             dead(w)
         for _ in range(3):

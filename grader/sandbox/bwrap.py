@@ -11,8 +11,13 @@ Each pitfall measured on the target machines has its answer here:
   needs to hand each job to an unprivileged uid (the runner drops those too before student code);
 - RLIMIT_NPROC is not enforced for uid 0: the student's code runs as a per-slot uid 60000+slot,
   so the process limit holds;
-- a `setsid` grandchild outlives bwrap without --die-with-parent: given, and the worker is
-  the subreaper of every job process and kills them all after each job;
+- a `setsid` grandchild outlives its sandbox: each worker is the first process of its own PID
+  namespace (the kernel kills all of it with the worker) and the subreaper of every job process,
+  killed after each job;
+- not --die-with-parent: Linux ties it to the *thread* that started bwrap, and a zygote serves all
+  of a process's threads (a Dask worker's). The zygote exits when the trusted process's end of its
+  control socket closes, which the kernel does when that process dies, however it dies; bwrap then
+  exits and the kernel kills everything in its PID namespace;
 - /proc/1 inside is bwrap itself: it is started with an empty environment and its arguments
   come through a file descriptor (`--args`), so its cmdline and environ reveal nothing;
 - a tmpfs without --size eats host RAM: every tmpfs has one;
@@ -72,7 +77,7 @@ def command(tmp_mb: int, zygote_filter_fd: int | None, worker_filter_fd: int | N
                            "or pass --sandbox none to run unsandboxed")
     root = os.geteuid() == 0
     args = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
-            "--die-with-parent", "--new-session", "--clearenv",
+            "--new-session", "--clearenv",
             "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin", "--setenv", "OMP_NUM_THREADS", "1",
             "--setenv", "MKL_NUM_THREADS", "1", "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
             "--setenv", "HOME", "/tmp", "--setenv", "LANG", "C.UTF-8"]

@@ -93,11 +93,9 @@ def main(argv: list[str]) -> int:
         with open(opts["--seccomp-fd"], "rb") as f:
             seccomp = f.read()
     _libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)       # children of another uid cannot ptrace us anyway; same uid neither
-    # A worker's parent is a short-lived intermediate (below): the worker is then ours, to reap and to stop.
-    _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     _warm_up()
     control = socket.socket(fileno=0)
-    workers: dict[int, int] = {}        # slot -> the worker's pid
+    workers: dict[int, int] = {}        # slot -> the pid of its worker's keeper
     while True:
         try:
             msg, fds, _, _ = socket.recv_fds(control, 64, 2)
@@ -112,9 +110,7 @@ def main(argv: list[str]) -> int:
         if old is not None:
             _stop_worker(old)
         if verb == "spawn" and len(fds) == 2:
-            pid = _fork_worker(int(slot), fds, opts, seccomp)
-            if pid:
-                workers[int(slot)] = pid
+            workers[int(slot)] = _fork_worker(int(slot), fds, opts, seccomp)
         for fd in fds:
             os.close(fd)
 
@@ -127,53 +123,57 @@ def _reap_any() -> bool:
 
 
 def _stop_worker(pid: int) -> None:
-    """Kill a worker and all it started: with --isolate it is its PID namespace's first process,
-    so the kernel kills everything in that namespace with it; without, its process group."""
-    for kill in (os.killpg, os.kill):
-        try:
-            kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
+    """Kill a worker's keeper: the worker dies with it (see _fork_worker), and with --isolate the
+    worker is its PID namespace's first process, so the kernel kills everything in it too."""
     try:
+        os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
-    except ChildProcessError:
+    except (OSError, ChildProcessError):
         pass
 
 
 _CLONE_NEWNS, _CLONE_NEWIPC, _CLONE_NEWPID = 0x00020000, 0x08000000, 0x20000000
+_PR_SET_PDEATHSIG = 1
 
 
-def _fork_worker(slot: int, fds: list[int], opts: dict, seccomp: bytes) -> int | None:
-    """Fork the worker of `slot` through an intermediate: a new PID namespace takes effect for the
-    children of the process that made it, so the intermediate makes it and the worker, its child,
-    is that namespace's first process. The intermediate reports the worker's pid and exits."""
-    r, w = os.pipe()
+def _fork_worker(slot: int, fds: list[int], opts: dict, seccomp: bytes) -> int:
+    """Fork the worker of `slot` through a keeper, and return the keeper's pid. A new PID namespace
+    takes effect for the children of the process that made it, so the keeper makes it and the
+    worker, its child, is that namespace's first process. The keeper only waits: it dies with the
+    zygote and the worker dies with it (PR_SET_PDEATHSIG), so a zygote that dies takes every
+    worker, and its jobs, along."""
+    zygote = os.getpid()
     pid = os.fork()
     if pid == 0:
         try:
-            os.close(r)
+            _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if os.getppid() != zygote:
+                return                  # the zygote died before the line above
             if "--isolate" in opts and _libc.unshare(_CLONE_NEWNS | _CLONE_NEWPID | _CLONE_NEWIPC) != 0:
                 raise OSError(ctypes.get_errno(), "unshare: " + os.strerror(ctypes.get_errno()))
+            alive_r, alive_w = os.pipe()        # end-of-file here: the keeper is gone
             worker = os.fork()
             if worker == 0:
-                os.close(w)
+                os.close(alive_w)
                 code = 1
                 try:
-                    code = _worker(slot, fds, opts, seccomp)
+                    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+                    if not select.select([alive_r], [], [], 0)[0]:     # (getppid() is 0 across namespaces)
+                        os.close(alive_r)
+                        code = _worker(slot, fds, opts, seccomp)
                 except BaseException:
                     traceback.print_exc()
                 finally:
                     os._exit(code)
-            os.write(w, b"%d" % worker)
+            os.close(alive_r)
+            for fd in fds:
+                os.close(fd)
+            os.waitpid(worker, 0)
         except BaseException:
             traceback.print_exc()
         finally:
             os._exit(0)
-    os.close(w)
-    got = os.read(r, 32)
-    os.close(r)
-    os.waitpid(pid, 0)
-    return int(got) if got else None
+    return pid
 
 
 # --- the worker ---------------------------------------------------------------------------------
