@@ -172,28 +172,33 @@ _references: dict = {}
 _sandboxes: dict = {}       # kind -> the Sandbox (zygote) this process's threads fork their workers from
 
 
+def _per_process(cache: dict, key, make):
+    """The one `cache[key]` of this process, made by `make()` the first time any thread asks."""
+    with _graders_lock:
+        value = cache.get(key)
+        if value is None:
+            value = cache[key] = make()
+        return value
+
+
 def shared_reference(cfg: Config):
     """One Reference per rubric for all of this process's graders: its values are computed once,
     not once per thread (CPython's dict operations keep the shared caches consistent)."""
     from .expected import Reference
     from .rubric import load_rubric
-    with _graders_lock:
-        ref = _references.get(cfg.rubric_path)
-        if ref is None:
-            ref = _references[cfg.rubric_path] = Reference(load_rubric(cfg.rubric_path))
-            ref.check()
+
+    def make():
+        ref = Reference(load_rubric(cfg.rubric_path))
+        ref.check()
         return ref
+    return _per_process(_references, cfg.rubric_path, make)
 
 
 def shared_sandbox(kind: str):
     """One zygote per process for all its graders' workers: a Dask worker's threads pay for one
     torch import in the sandbox, not one each."""
     from .sandbox import Sandbox
-    with _graders_lock:
-        box = _sandboxes.get(kind)
-        if box is None:
-            box = _sandboxes[kind] = Sandbox(kind)
-        return box
+    return _per_process(_sandboxes, kind, lambda: Sandbox(kind))
 
 
 def prepare_host(cfg: Config) -> None:

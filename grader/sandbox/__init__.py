@@ -71,12 +71,12 @@ class Sandbox:
         self._stderr = tempfile.TemporaryFile()
         self._control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         if self.kind == "bwrap":
-            zygote_filter, why = bwrap.seccomp_filter(zygote=True)
-            worker_filter, _ = bwrap.seccomp_filter()
+            (zygote_filter, why), (worker_filter, _) = bwrap.seccomp_filter(zygote=True), bwrap.seccomp_filter()
             if zygote_filter is None:
                 notes.append(why)
             filters = [f for f in (zygote_filter, worker_filter) if f is not None]
-            argv, args, zygote = bwrap.command(self.tmp_mb, *(f.fileno() if f else None for f in (zygote_filter, worker_filter)))
+            argv, args, zygote = bwrap.command(self.tmp_mb, zygote_filter and zygote_filter.fileno(),
+                                               worker_filter and worker_filter.fileno())
             r, w = os.pipe()
             os.write(w, b"\0".join(a.encode() for a in args) + b"\0")
             os.close(w)
@@ -98,10 +98,11 @@ class Sandbox:
         theirs.close()
         self.notes = tuple(notes)
 
-    def fork_worker(self, slot: int) -> tuple[int, int]:
-        """A new worker for `slot` (its old one, if any, is killed first): (the descriptor to
-        write its jobs to, the descriptor to read its answers from). A zygote that died (the OOM
-        killer) took its workers with it: it is started again."""
+    def fork_worker(self, slot: int, job_uid: int | None) -> tuple[int, int]:
+        """A new worker for `slot` whose jobs run as `job_uid` (None: as the worker), its old one,
+        if any, killed first: (the descriptor to write its jobs to, the descriptor to read its
+        answers from). A zygote that died (the OOM killer) took its workers with it: it is
+        started again."""
         with self._lock:
             for _ in range(2):
                 if self.proc is None or self.proc.poll() is not None:
@@ -110,7 +111,8 @@ class Sandbox:
                 job_r, job_w = os.pipe()
                 reply_r, reply_w = os.pipe()
                 try:
-                    socket.send_fds(self._control, [b"spawn %d" % slot], [job_r, reply_w])
+                    uid = b"-" if job_uid is None else b"%d" % job_uid
+                    socket.send_fds(self._control, [b"spawn %d %s" % (slot, uid)], [job_r, reply_w])
                     return job_w, reply_r
                 except OSError as e:        # the zygote is gone: start it again, once
                     why = f"{e}; {self.stderr_tail() or 'no output'}"
@@ -133,6 +135,8 @@ class Sandbox:
     def worker_pid(self, slot: int) -> int | None:
         """The slot's worker as the host sees it (for `ps`, benchmarks and tests): the process named
         grader-slotN that descends from this sandbox."""
+        if self.proc is None:
+            return None
         parent = {}
         for name in os.listdir("/proc"):
             try:
@@ -143,9 +147,9 @@ class Sandbox:
                 continue
         for pid, (ppid, comm) in parent.items():
             if comm == b"grader-slot%d" % slot:
-                while ppid > 1 and self.proc is not None and ppid != self.proc.pid:
+                while ppid > 1 and ppid != self.proc.pid:
                     ppid = parent.get(ppid, (0, b""))[0]
-                if self.proc is not None and ppid == self.proc.pid:
+                if ppid == self.proc.pid:
                     return pid
         return None
 
@@ -205,7 +209,7 @@ class Worker:
         """Ask for the worker without waiting for it. `wait_ready` (or the first job) waits."""
         if self._jobs is not None:
             return
-        job_w, self._answers = self.sandbox.fork_worker(self.slot)
+        job_w, self._answers = self.sandbox.fork_worker(self.slot, self.job_uid)
         self._jobs = os.fdopen(job_w, "wb")
         os.set_blocking(self._answers, False)
         self.info = {}

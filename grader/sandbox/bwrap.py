@@ -112,8 +112,6 @@ def command(tmp_mb: int, zygote_filter_fd: int | None, worker_filter_fd: int | N
     zygote = [os.path.realpath(sys.executable), "-I", "-B", "/opt/grader/probe.py", "--isolate", str(tmp_mb)]
     if worker_filter_fd is not None:
         zygote += ["--seccomp-fd", str(worker_filter_fd)]
-    if root:
-        zygote += ["--job-uid-base", str(JOB_UID_BASE)]
     return [bwrap], args, zygote
 
 

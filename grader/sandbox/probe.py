@@ -1,10 +1,10 @@
 """The only grader code that runs inside the sandbox: a zygote, the warm workers it forks, and the
 job runners they fork.
 
-It is started once per sandbox (`python probe.py [--isolate TMP_MB] [--seccomp-fd N]
-[--job-uid-base N]`) and imports torch once. That first process is the zygote: for every
-"spawn SLOT" message on its stdin (a Unix socket that also carries the worker's two pipes) it
-forks a worker for that slot, so a batch's sandboxes share one torch import instead of paying one
+It is started once per sandbox (`python probe.py [--isolate TMP_MB] [--seccomp-fd N]`) and
+imports torch once. That first process is the zygote: for every "spawn SLOT UID" message on its
+stdin (a Unix socket that also carries the worker's two pipes; UID is the uid the slot's jobs run
+as, or "-" to keep ours) it forks a worker for that slot, so a batch's sandboxes share one torch import instead of paying one
 each. With --isolate a worker first takes namespaces of its own (PID, mount, IPC) and mounts its
 own /tmp, /dev/shm and /proc, then gives up the capabilities that allowed it and installs the strict
 seccomp filter: two slots see and reach each other no more than two separate sandboxes would.
@@ -56,6 +56,17 @@ except ImportError:  # pragma: no cover
 _CTRL_IN = _CTRL_OUT = -1
 _PR_SET_DUMPABLE, _PR_SET_NAME, _PR_SET_SECCOMP, _PR_SET_CHILD_SUBREAPER, _PR_SET_NO_NEW_PRIVS = 4, 15, 22, 36, 38
 _libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _prctl(option: int, *args) -> None:
+    """prctl(option, *args), the rest zero, raising on failure; integers go as unsigned longs (the
+    kernel reads all four arguments as such), anything else (a pointer) as it is."""
+    args = [ctypes.c_ulong(a) if isinstance(a, int) else a for a in args] + [ctypes.c_ulong(0)] * (4 - len(args))
+    if _libc.prctl(option, *args) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"prctl({option}): {os.strerror(err)}")
+
+
 MAX_RESULT_BYTES = 256 * 2**20
 # The function calls of the last job that brought them, with their inputs decoded once; runners
 # forked later inherit them, so jobs of the same rubric do not send or parse them again.
@@ -87,12 +98,12 @@ def write_frame(fd: int, data: bytes) -> None:
 
 # --- the zygote ---------------------------------------------------------------------------------
 def main(argv: list[str]) -> int:
-    opts = {k: int(argv[argv.index(k) + 1]) for k in ("--isolate", "--seccomp-fd", "--job-uid-base") if k in argv}
+    opts = {k: int(argv[argv.index(k) + 1]) for k in ("--isolate", "--seccomp-fd") if k in argv}
     seccomp = b""
     if "--seccomp-fd" in opts:
         with open(opts["--seccomp-fd"], "rb") as f:
             seccomp = f.read()
-    _libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)       # children of another uid cannot ptrace us anyway; same uid neither
+    _prctl(_PR_SET_DUMPABLE, 0)       # children of another uid cannot ptrace us anyway; same uid neither
     _warm_up()
     control = socket.socket(fileno=0)
     workers: dict[int, int] = {}        # slot -> the pid of its worker's keeper
@@ -105,12 +116,13 @@ def main(argv: list[str]) -> int:
             return 0
         while _reap_any():
             pass
-        verb, _, slot = msg.decode().partition(" ")
+        verb, slot, *uid = msg.decode().split()
         old = workers.pop(int(slot), None)
         if old is not None:
             _stop_worker(old)
         if verb == "spawn" and len(fds) == 2:
-            workers[int(slot)] = _fork_worker(int(slot), fds, opts, seccomp)
+            job_uid = None if uid == ["-"] else int(uid[0])
+            workers[int(slot)] = _fork_worker(int(slot), job_uid, fds, opts, seccomp)
         for fd in fds:
             os.close(fd)
 
@@ -136,7 +148,7 @@ _CLONE_NEWNS, _CLONE_NEWIPC, _CLONE_NEWPID = 0x00020000, 0x08000000, 0x20000000
 _PR_SET_PDEATHSIG = 1
 
 
-def _fork_worker(slot: int, fds: list[int], opts: dict, seccomp: bytes) -> int:
+def _fork_worker(slot: int, job_uid: int | None, fds: list[int], opts: dict, seccomp: bytes) -> int:
     """Fork the worker of `slot` through a keeper, and return the keeper's pid. A new PID namespace
     takes effect for the children of the process that made it, so the keeper makes it and the
     worker, its child, is that namespace's first process. The keeper only waits: it dies with the
@@ -146,7 +158,7 @@ def _fork_worker(slot: int, fds: list[int], opts: dict, seccomp: bytes) -> int:
     pid = os.fork()
     if pid == 0:
         try:
-            _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
             if os.getppid() != zygote:
                 return                  # the zygote died before the line above
             if "--isolate" in opts and _libc.unshare(_CLONE_NEWNS | _CLONE_NEWPID | _CLONE_NEWIPC) != 0:
@@ -157,10 +169,10 @@ def _fork_worker(slot: int, fds: list[int], opts: dict, seccomp: bytes) -> int:
                 os.close(alive_w)
                 code = 1
                 try:
-                    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+                    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
                     if not select.select([alive_r], [], [], 0)[0]:     # (getppid() is 0 across namespaces)
                         os.close(alive_r)
-                        code = _worker(slot, fds, opts, seccomp)
+                        code = _worker(slot, job_uid, fds, opts, seccomp)
                 except BaseException:
                     traceback.print_exc()
                 finally:
@@ -177,11 +189,11 @@ def _fork_worker(slot: int, fds: list[int], opts: dict, seccomp: bytes) -> int:
 
 
 # --- the worker ---------------------------------------------------------------------------------
-def _worker(slot: int, fds: list[int], opts: dict, seccomp: bytes) -> int:
+def _worker(slot: int, job_uid: int | None, fds: list[int], opts: dict, seccomp: bytes) -> int:
     global _CTRL_IN, _CTRL_OUT
     _CTRL_IN, _CTRL_OUT = fds
     os.setsid()
-    _libc.prctl(_PR_SET_NAME, ctypes.c_char_p(b"grader-slot%d" % slot), 0, 0, 0)   # what `ps` shows
+    _prctl(_PR_SET_NAME, ctypes.c_char_p(b"grader-slot%d" % slot))   # what `ps` shows
     # The job's stdin and stdout point elsewhere; the zygote's socket (fd 0) is not ours to keep.
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
@@ -192,8 +204,7 @@ def _worker(slot: int, fds: list[int], opts: dict, seccomp: bytes) -> int:
         _drop_capabilities(_CAP_SYS_ADMIN, _CAP_SETPCAP)
     if seccomp:
         _load_seccomp(seccomp)
-    _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # orphans (setsid daemons) come back to us, to be killed
-    job_uid = opts["--job-uid-base"] + slot if "--job-uid-base" in opts else None
+    _prctl(_PR_SET_CHILD_SUBREAPER, 1)  # orphans (setsid daemons) come back to us, to be killed
     write_frame(_CTRL_OUT, json.dumps({"ready": True, "torch": torch.__version__, "slot": slot,
                                        "python": sys.version.split()[0],
                                        "numpy": getattr(numpy, "__version__", None)}).encode())
@@ -255,8 +266,7 @@ def _drop_capabilities(*caps: int) -> None:
     """Out of the bounding set, then out of the effective, permitted and inheritable sets (and so
     the ambient one): gone for good, no exec can give them back."""
     for cap in caps:        # CAP_SETPCAP, dropped last, is what allows dropping from the bounding set
-        if _libc.prctl(_PR_CAPBSET_DROP, ctypes.c_ulong(cap), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0)) != 0:
-            raise OSError(ctypes.get_errno(), f"dropping capability {cap} from the bounding set")
+        _prctl(_PR_CAPBSET_DROP, cap)
     head, data = _CapHeader(0x20080522, 0), (_CapData * 2)()     # _LINUX_CAPABILITY_VERSION_3
     if _libc.capget(ctypes.byref(head), data) != 0:
         raise OSError(ctypes.get_errno(), "capget")
@@ -268,6 +278,9 @@ def _drop_capabilities(*caps: int) -> None:
         raise OSError(ctypes.get_errno(), "capset")
 
 
+_SECCOMP_MODE_FILTER = 2
+
+
 class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
@@ -277,10 +290,8 @@ def _load_seccomp(program: bytes) -> None:
     It stacks on the zygote's looser one; every runner inherits both."""
     code = ctypes.create_string_buffer(program, len(program))
     prog = _SockFprog(len(program) // 8, ctypes.addressof(code))
-    if _libc.prctl(_PR_SET_NO_NEW_PRIVS, ctypes.c_ulong(1), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0)) != 0 \
-            or _libc.prctl(_PR_SET_SECCOMP, ctypes.c_ulong(2), ctypes.byref(prog), ctypes.c_ulong(0), ctypes.c_ulong(0)) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"seccomp filter not installed: {os.strerror(err)}")
+    _prctl(_PR_SET_NO_NEW_PRIVS, 1)
+    _prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(prog))
 
 
 def _warm_up() -> None:
