@@ -21,7 +21,7 @@ import hashlib
 import json
 import math
 import shutil
-import sys
+import tomllib
 from pathlib import Path
 
 import torch
@@ -33,11 +33,6 @@ from .errors import GraderError, RubricError
 from .expected import Case, Reference
 from .model import Text
 from .rubric import Item, Rubric, load_rubric
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 FORMAT = "dl-autograder-checks"
 VERSION = 1

@@ -7,18 +7,13 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import sys
+import tomllib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 from .errors import RubricError
 from .model import Text
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 KINDS = ("variable", "function", "written")
 DTYPE_RULES = ("floating", "exact", "any")

@@ -122,6 +122,22 @@ def test_every_fixed_string_has_both_languages():
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed (CI installs it)")
+def test_chinese_text_is_drawn_with_a_cjk_font_not_boxes(results, tmp_path):
+    """The fonts the browser really used for the page's Chinese heading and summary (DevTools'
+    CSS.getPlatformFontsForNode): on a fresh Debian machine without a CJK font every glyph of it
+    is a box; scripts/setup.sh installs one and the page's font stack names it."""
+    from browser import Browser
+    page = tmp_path / "zh.html"
+    write_feedback(results["004_attention_mistakes"], page, "zh", "student")
+    with Browser(tmp_path / "profile") as browser:
+        browser.open(page.as_uri())
+        fonts = browser.fonts_for("h1")
+    heading = "作业反馈"        # the heading's Chinese glyphs: drawn from a CJK family, not as boxes
+    cjk = {f: n for f, n in fonts.items() if "CJK" in f or "WenQuanYi" in f or "Source Han" in f}
+    assert cjk and sum(cjk.values()) >= len(heading), fonts
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed (CI installs it)")
 @pytest.mark.parametrize("name", ["004_attention_mistakes", SEED])
 def test_page_renders_in_headless_chromium(results, tmp_path, name):
     page = tmp_path / f"{name}.html"

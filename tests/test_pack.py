@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +17,6 @@ from grader.errors import RubricError
 from grader.expected import Reference
 from grader.pack import load_pack, load_pack_rubric
 from grader.rubric import load_rubric
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,7 @@ from . import bwrap
 
 KINDS = ("bwrap", "none")
 READY_SECONDS = 120.0
+CLOSE_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class Sandbox:
         self.notes: tuple[str, ...] = ()
         self._control: socket.socket | None = None
         self._stderr = None
+        self._info = None                   # bwrap's --info-fd
         self._lock = threading.Lock()       # a pool's threads may replace their workers at once
 
     def start(self) -> None:
@@ -77,6 +79,8 @@ class Sandbox:
             filters = [f for f in (zygote_filter, worker_filter) if f is not None]
             argv, args, zygote = bwrap.command(self.tmp_mb, zygote_filter and zygote_filter.fileno(),
                                                worker_filter and worker_filter.fileno())
+            info_r, info_w = os.pipe()      # bwrap writes its pid 1's pid there: close() waits for it
+            args += ["--info-fd", str(info_w)]
             r, w = os.pipe()
             os.write(w, b"\0".join(a.encode() for a in args) + b"\0")
             os.close(w)
@@ -84,14 +88,18 @@ class Sandbox:
             # an empty environment so /proc/1/environ shows nothing of ours.
             self.proc = subprocess.Popen(argv + ["--args", str(r)] + zygote, stdin=theirs.fileno(), stdout=self._stderr,
                                          stderr=self._stderr, env={}, start_new_session=True,
-                                         pass_fds=(r, *(f.fileno() for f in filters)))
+                                         pass_fds=(r, info_w, *(f.fileno() for f in filters)))
             os.close(r)
+            os.close(info_w)
+            self._info = os.fdopen(info_r, "rb")
             for f in filters:
                 f.close()
         else:
             notes.append("not sandboxed: the submission ran as an ordinary process with this platform's "
                          "resource limits only (no filesystem or network isolation)")
-            self.proc = subprocess.Popen([sys.executable, "-I", "-B", str(bwrap.PROBE)], stdin=theirs.fileno(),
+            env = bwrap.python_environment(mount="")
+            self.proc = subprocess.Popen([env.executable, "-I", "-S", "-B", str(bwrap.PROBE)] + env.probe_args(),
+                                         stdin=theirs.fileno(),
                                          stdout=self._stderr, stderr=self._stderr, start_new_session=True,
                                          env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "OMP_NUM_THREADS": "1",
                                               "HOME": os.environ.get("HOME", "/tmp")})
@@ -161,17 +169,47 @@ class Sandbox:
             return ""
 
     def close(self) -> None:
+        """End the zygote and wait until every process of the sandbox is gone, so a command that
+        returns leaves none behind: closing the socket makes the zygote kill its workers and
+        everything they made, then exit; under bwrap, bwrap exits only once the kernel has
+        emptied the sandbox's PID namespace. Killed outright only if that takes too long."""
+        if self._control is not None:
+            self._control.close()
         if self.proc is not None:
             try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except OSError:
-                pass
-            self.proc.wait()
+                self.proc.wait(timeout=CLOSE_SECONDS)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+                self.proc.wait()
             self.proc = None
-        for f in (self._control, self._stderr):
+        if self._info is not None:
+            _wait_for_exit(self._info)
+        for f in (self._stderr, self._info):
             if f is not None:
                 f.close()
-        self._control = self._stderr = None
+        self._control = self._stderr = self._info = None
+
+
+def _wait_for_exit(info) -> None:
+    """bwrap exits once its pid 1 has reported the zygote's exit, a moment before that pid 1 has
+    finished exiting (the kernel empties the PID namespace then). Wait for it: only a zombie,
+    for the system's init to reap, may be left when the command returns."""
+    try:
+        pid = int(json.loads(info.read() or b"{}").get("child-pid", 0))
+    except (OSError, ValueError):
+        return
+    deadline = time.monotonic() + CLOSE_SECONDS
+    while pid and time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                if f.read().rpartition(b")")[2].split()[0] == b"Z":
+                    return
+        except (OSError, IndexError):
+            return
+        time.sleep(0.001)
 
 
 class Worker:

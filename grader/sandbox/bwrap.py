@@ -28,17 +28,23 @@ Each pitfall measured on the target machines has its answer here:
 from __future__ import annotations
 
 import errno
-import importlib.util
+import functools
+import importlib.metadata
+import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SandboxError
 
 JOB_UID_BASE = 60000
 PROBE = Path(__file__).with_name("probe.py")
+GRADER_TREE = str(Path(__file__).resolve().parents[2])     # the folder holding grader/ (and reference/, rubrics/)
+DISTRIBUTION = "dl-autograder"
 _WORKER_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER")
 # For the zygote only, to give each worker its own namespaces and mounts (and to drop the
 # capability from the worker's bounding set): no worker keeps them.
@@ -49,18 +55,82 @@ def bwrap_path() -> str | None:
     return shutil.which("bwrap")
 
 
-def python_roots() -> list[str]:
-    """The directories the sandboxed interpreter needs, read-only: its prefix and the folders
-    holding torch, safetensors and numpy (a user site or a venv may be elsewhere). Found without
-    importing them: a batch starts its sandboxes before its own torch import, so the two overlap."""
-    roots = {os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix),
-             os.path.realpath(os.path.dirname(sys.executable))}
-    for name in ("torch", "safetensors", "numpy"):
-        spec = importlib.util.find_spec(name)
-        if spec is not None and spec.origin:     # numpy is optional; the others fail at the worker's import
-            roots.add(os.path.realpath(os.path.dirname(os.path.dirname(spec.origin))))
-    roots = sorted(roots, key=len)
-    return [r for i, r in enumerate(roots) if not any(r.startswith(p.rstrip("/") + "/") for p in roots[:i])]
+# Where the sandbox sees the directories of the grader's Python environment that lie outside /usr
+# and the base interpreter's installation (a venv's site-packages, a path an editable install adds):
+# neutral names, so no host path of the project or its venv is visible inside.
+ENV_MOUNT = "/opt/env"
+# Asked of the interpreter itself, isolated (-I: no PYTHONPATH, user site or script folder) and
+# first without `site`: the stdlib is what it has before, the environment what `site` then adds.
+_ASK_ENVIRONMENT = ("import json, os, sys; stdlib = list(sys.path); import site; site.main(); "
+                    "print(json.dumps({'executable': os.path.realpath(sys.executable), 'base_prefix': sys.base_prefix, "
+                    "'stdlib': stdlib, 'path': sys.path, 'sites': site.getsitepackages()}))")
+
+
+@dataclass(frozen=True)
+class PythonEnv:
+    """The grader's own Python environment, as the sandboxed interpreter is to see it."""
+    executable: str                         # the real interpreter (a venv's `python` links to it)
+    base_prefix: str                        # its installation (stdlib), seen where it is
+    paths: tuple[tuple[str, str], ...]      # (host directory, where the sandbox sees it), in sys.path order
+    sites: tuple[str, ...]                  # those whose .pth files count, as the sandbox sees them
+    hidden: tuple[str, ...]                 # files of the grader's own install, as the sandbox sees them
+
+    def probe_args(self) -> list[str]:
+        """The probe's options that rebuild sys.path inside: it runs with -S, so nothing else is on it."""
+        return [a for _, inside in self.paths for a in ("--path", inside)] + \
+               [a for site in self.sites for a in ("--site", site)]
+
+
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+@functools.lru_cache(maxsize=None)
+def python_environment(mount: str = ENV_MOUNT) -> PythonEnv:
+    """This interpreter's environment: the venv's site-packages, what its .pth files add, editable
+    installs; never the base interpreter's site-packages when a venv has its own (a sandbox that
+    ran the base interpreter's torch once passed CI). Asked of the interpreter in a subprocess
+    (~20 ms, once a process): this process's sys.path also holds what tests and scripts inserted.
+
+    `mount=""` keeps host paths (the unsandboxed kind). Directories holding the grader's own
+    checkout are never included: its reference solutions and rubrics sit beside it."""
+    run = subprocess.run([sys.executable, "-I", "-S", "-c", _ASK_ENVIRONMENT], capture_output=True, text=True,
+                         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, cwd="/", timeout=60)
+    if run.returncode != 0:
+        raise SandboxError(f"cannot read the Python environment of {sys.executable}: {run.stderr.strip()[-500:]}")
+    env = json.loads(run.stdout)
+    base, stdlib = os.path.realpath(env["base_prefix"]), set(env["stdlib"])
+    sites = [os.path.realpath(p) for p in env["sites"]]
+    # A source checkout's folder (grader/ beside reference/ and rubrics/), unless it is a site-packages
+    # folder the grader was installed into (its files are hidden below).
+    checkout = None if GRADER_TREE in sites else GRADER_TREE
+    paths: dict[str, str] = {}
+    moved = 0
+    for entry in env["path"]:
+        real = os.path.realpath(entry)
+        if entry in stdlib or real in paths or not os.path.isdir(real) or (checkout and _within(checkout, real)):
+            continue
+        if not mount or _within(real, "/usr") or _within(real, base):
+            paths[real] = real
+        else:
+            paths[real], moved = f"{mount}/{moved}", moved + 1
+    return PythonEnv(env["executable"], base, tuple(paths.items()), tuple(paths[r] for r in sites if r in paths),
+                     _own_files(paths))
+
+
+def _own_files(paths: dict[str, str]) -> tuple[str, ...]:
+    """The files of the grader's own installed distribution inside the environment (an editable
+    install's finder names the project's folder): the sandbox cannot read them (/dev/null bound over each, on a nodev mount). It runs probe.py
+    and nothing else of the grader."""
+    # Looked up in the environment's folders only: a checkout's own egg-info is on this process's path.
+    files = [f for d in importlib.metadata.distributions(name=DISTRIBUTION, path=list(paths)) for f in d.files or ()]
+    hidden = []
+    for f in files:
+        real = os.path.realpath(f.locate())
+        folder = next((p for p in paths if _within(real, p)), None)
+        if folder is not None and os.path.isfile(real) and paths[folder] != folder:
+            hidden.append(paths[folder] + real[len(folder):])
+    return tuple(hidden)
 
 
 def job_uid(slot: int) -> int | None:
@@ -93,14 +163,17 @@ def command(tmp_mb: int, zygote_filter_fd: int | None, worker_filter_fd: int | N
             args += ["--symlink", os.readlink(link), link]
         elif os.path.isdir(link):
             args += ["--ro-bind", link, link]
-    for r in python_roots():
-        if not r.startswith("/usr/"):
-            # Parents bwrap creates would copy the host's modes (/root is 0700): the job's uid must
-            # be able to walk down to the interpreter's files to import anything new.
-            parts = Path(r).parts
-            for i in range(2, len(parts)):
-                args += ["--perms", "0755", "--dir", str(Path(*parts[:i]))]
-            args += ["--ro-bind", r, r]
+    env = python_environment()
+    moved = [(host, inside) for host, inside in env.paths if host != inside]
+    for host, inside in ([] if _within(env.base_prefix, "/usr") else [(env.base_prefix, env.base_prefix)]) + moved:
+        # Parents bwrap creates would copy the host's modes (/root is 0700): the job's uid must
+        # be able to walk down to the interpreter's files to import anything new.
+        parts = Path(inside).parts
+        for i in range(2, len(parts)):
+            args += ["--perms", "0755", "--dir", str(Path(*parts[:i]))]
+        args += ["--ro-bind", host, inside]
+    for inside in env.hidden:
+        args += ["--ro-bind", "/dev/null", inside]
     # The zygote's own /tmp and /dev/shm: it writes nothing there. Each worker mounts its own
     # (tmp_mb for /tmp) over them, in its own mount namespace.
     args += ["--proc", "/proc", "--dev", "/dev",
@@ -109,7 +182,7 @@ def command(tmp_mb: int, zygote_filter_fd: int | None, worker_filter_fd: int | N
              "--ro-bind", str(PROBE), "/opt/grader/probe.py", "--chdir", "/tmp"]
     if zygote_filter_fd is not None:
         args += ["--seccomp", str(zygote_filter_fd)]
-    zygote = [os.path.realpath(sys.executable), "-I", "-B", "/opt/grader/probe.py", "--isolate", str(tmp_mb)]
+    zygote = [env.executable, "-I", "-S", "-B", "/opt/grader/probe.py", "--isolate", str(tmp_mb)] + env.probe_args()
     if worker_filter_fd is not None:
         zygote += ["--seccomp-fd", str(worker_filter_fd)]
     return [bwrap], args, zygote

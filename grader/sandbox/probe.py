@@ -38,6 +38,23 @@ import sys
 import time
 import traceback
 
+
+
+def _use_environment(argv: list[str]) -> None:
+    """Put the grader's own environment on sys.path: `--path DIR` for each of its directories, in
+    order, and `--site DIR` for those whose .pth files count (their import lines run, as `site`
+    runs them). The interpreter is started with -S, so nothing else (the base interpreter's
+    site-packages) is on it; the trusted side computed the list (bwrap.python_environment)."""
+    import site
+    given = lambda flag: [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == flag]  # noqa: E731
+    sys.path.extend(given("--path"))
+    for folder in given("--site"):
+        site.addsitedir(folder)
+
+
+if __name__ == "__main__":         # the trusted side imports this file too (for its plan), and keeps its own path
+    _use_environment(sys.argv)
+
 # torch's import makes ~1M objects and keeps them all: with fewer collections meanwhile it takes 5%
 # less CPU (60 ms a worker start). The defaults are back before any runner forks (_warm_up), so a
 # student's code sees Python's usual collector.
@@ -104,6 +121,9 @@ def main(argv: list[str]) -> int:
         with open(opts["--seccomp-fd"], "rb") as f:
             seccomp = f.read()
     _prctl(_PR_SET_DUMPABLE, 0)       # children of another uid cannot ptrace us anyway; same uid neither
+    # What a killed worker or keeper leaves (a job's daemon, without --isolate's PID namespace)
+    # comes back to us, to be killed when we end.
+    _prctl(_PR_SET_CHILD_SUBREAPER, 1)
     _warm_up()
     control = socket.socket(fileno=0)
     workers: dict[int, int] = {}        # slot -> the pid of its worker's keeper
@@ -112,7 +132,10 @@ def main(argv: list[str]) -> int:
             msg, fds, _, _ = socket.recv_fds(control, 64, 2)
         except OSError:
             msg, fds = b"", []
-        if not msg:                     # the trusted side closed the socket (or died): so do we
+        if not msg:                     # the trusted side closed the socket (or died): so do we,
+            for keeper in workers.values():     # with every process of ours: it waits for our exit
+                os.kill(keeper, signal.SIGKILL)
+            _kill_descendants()
             return 0
         while _reap_any():
             pass
