@@ -35,6 +35,7 @@ import json
 import os
 import resource
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -122,6 +123,11 @@ def inherit_calls(probe, spec: dict, blob: bytes) -> None:
 
 def run_once(probe, spec: dict, workdir: str) -> None:
     os.makedirs(workdir)
+    if hasattr(probe, "_FRAME"):        # the runner reports over its channel: a file here, read afterwards
+        fd = os.open(os.path.join(workdir, "frames"), os.O_WRONLY | os.O_CREAT, 0o600)
+        probe._runner(spec, probe._CALLS["blob"], probe.plan(spec), 0, set(), fd, workdir)
+        os.close(fd)
+        return
     r, w = os.pipe()
     probe._runner(spec, probe._CALLS["blob"], probe.plan(spec), 0, set(), w, workdir)
     os.close(r)
@@ -146,13 +152,27 @@ def in_fork(fn):
     return json.loads(data)
 
 
-def student_cpu(workdir: str) -> float:
-    total = 0.0
+def records(workdir: str):
+    path = os.path.join(workdir, "frames")
+    if os.path.exists(path):
+        data, pos = open(path, "rb").read(), 0
+        while pos < len(data):
+            tag, n, size = struct.unpack_from(">cII", data, pos)
+            payload, pos = data[pos + 9:pos + 9 + size], pos + 9 + size
+            if tag == b"E" and payload:
+                k = int.from_bytes(payload[:4], "big")
+                yield json.loads(payload[4:4 + k])
+        return
     for name in os.listdir(os.path.join(workdir, "out")):
         if name.startswith("steps-"):
             for line in open(os.path.join(workdir, "out", name), encoding="utf-8"):
-                rec = json.loads(line)
-                total += rec["seconds"] if rec["kind"] == "block" else sum(c.get("seconds", 0) for c in rec["cases"])
+                yield json.loads(line)
+
+
+def student_cpu(workdir: str) -> float:
+    total = 0.0
+    for rec in records(workdir):
+        total += rec["seconds"] if rec["kind"] == "block" else sum(c.get("seconds", 0) for c in rec["cases"])
     return total
 
 
@@ -162,6 +182,8 @@ def timed_runs(probe, spec: dict, tag: str, n: int) -> list[list[float]]:
     # the harness's share is not blurred by whatever else the machine runs.
     probe.time = types.SimpleNamespace(**{k: getattr(time, k) for k in dir(time) if not k.startswith("_")})
     probe.time.perf_counter = time.process_time
+    if hasattr(probe, "_perf_counter"):
+        probe._perf_counter = time.process_time
     out = []
     for k in range(n):
         workdir = os.path.join(spec["tmp"], f"{tag}{os.getpid()}-{k}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import re
 import threading
+from dataclasses import dataclass
 
 from .model import Blank, Block, Cell, Layout, Submission, Text, Written
 
@@ -22,25 +23,34 @@ def layout(sub: Submission, wanted_variables: tuple[str, ...] = (), written_ids:
     blocks: list[Block] = []
     blanks: list[Blank] = []
     skipped: list[Text] = []
-    unfilled: set[str] = set()
+    definitions: list[Definition] = []
     signatures: dict[str, tuple[str, ...]] = {}
     for cell in sub.code_cells:
         source, notes = strip_magics(cell)
         skipped.extend(notes)
-        cell_blocks, cell_blanks, cell_unfilled, cell_signatures = _split(cell.index, source)
+        cell_blocks, cell_blanks, cell_definitions, cell_signatures = _split(cell.index, source)
         blocks.extend(cell_blocks)
         blanks.extend(cell_blanks)
-        unfilled |= cell_unfilled
+        definitions.extend(cell_definitions)
         for name, params in cell_signatures.items():
             signatures.setdefault(name, params)
+    # As in Python, the last definition of a function is the one that counts: a starter stub kept
+    # above a working version is not "unfilled". A variable is unfilled when no assignment to it
+    # computes anything (only the starter's `name = ...`).
+    filled: dict[str, bool] = {}
+    for d in definitions:
+        filled[d.name] = d.filled if d.function else filled.get(d.name, False) or d.filled
     checkpoints = {}
     for name in wanted_variables:
+        # captured right after the first block that computes it (a later reuse of the name does not
+        # clobber it), or after the placeholder if nothing does
+        real = next((d.block for d in definitions if d.name == name and d.filled and not d.function), None)
         for b in blocks:
-            if name in b.assigns or (b.syntax_error and _assigns_textually(b.source, name)):
+            if b.key == real or (real is None and (name in b.assigns or (b.syntax_error and _assigns_textually(b.source, name)))):
                 checkpoints[name] = b.key
                 break
     return Layout(blocks=tuple(blocks), blanks=tuple(blanks), checkpoints=checkpoints,
-                  unfilled=frozenset(unfilled), skipped=tuple(skipped),
+                  unfilled=frozenset(n for n, f in filled.items() if not f), skipped=tuple(skipped),
                   written=tuple(locate_written(sub, written_ids)), signatures=signatures)
 
 
@@ -80,7 +90,17 @@ def parse(source: str) -> ast.Module:
         return ast.parse(source)
 
 
-def _split(cell_index: int, source: str) -> tuple[list[Block], list[Blank], set[str], dict]:
+@dataclass(frozen=True)
+class Definition:
+    """One top-level definition of a name, in source order: filled, or the starter's placeholder
+    (`name = ...`, a stub function)."""
+    name: str
+    filled: bool
+    function: bool
+    block: str          # the key of the block it is in
+
+
+def _split(cell_index: int, source: str) -> tuple[list[Block], list[Blank], list[Definition], dict]:
     lines = source.split("\n")
     todos = [(i + 1, m.group("text").strip()) for i, l in enumerate(lines) if (m := TODO.match(l))]
     try:
@@ -91,14 +111,14 @@ def _split(cell_index: int, source: str) -> tuple[list[Block], list[Blank], set[
         block = Block(cell=cell_index, index=0, source=source, first_line=1, last_line=len(lines),
                       todo=todos[0][1] if todos else None, assigns=frozenset(), defines=frozenset(),
                       blank=False, syntax_error=err)
-        return [block], [Blank(cell_index, ln, text, True) for ln, text in todos], set(), {}
+        return [block], [Blank(cell_index, ln, text, True) for ln, text in todos], [], {}
 
     stmts = tree.body
     inside = lambda ln: any(s.lineno < ln <= (s.end_lineno or s.lineno) for s in stmts)
     # Only a #todo between top-level statements opens a block; one inside a def marks that function.
     starts = [ln for ln, _ in todos if not inside(ln)]
     bounds = sorted(set([1] + starts))
-    blocks, blanks, unfilled = [], [], set()
+    blocks, blanks, definitions = [], [], []
     for k, first in enumerate(bounds):
         last = bounds[k + 1] - 1 if k + 1 < len(bounds) else len(lines)
         body = [s for s in stmts if first <= s.lineno <= last]
@@ -112,8 +132,10 @@ def _split(cell_index: int, source: str) -> tuple[list[Block], list[Blank], set[
         left = {n for s in body if _is_blank_stmt(s) for n in _assigned_names(s)} - filled
         blank = todo is not None and not filled and all(_is_blank_stmt(s) or _is_print(s) for s in body)
         defines = frozenset(s.name for s in body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)))
+        key = f"{cell_index}.{len(blocks)}"
+        definitions += [Definition(n, True, False, key) for n in sorted(filled)]
         if todo is not None:
-            unfilled |= left
+            definitions += [Definition(n, False, False, key) for n in sorted(left)]
         if blank:
             blanks.append(Blank(cell_index, first, todo, False))
         elif todo is not None:
@@ -129,11 +151,11 @@ def _split(cell_index: int, source: str) -> tuple[list[Block], list[Blank], set[
         if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)):
             inner = [ln for ln, _ in todos if s.lineno < ln <= (s.end_lineno or s.lineno)]
             stub = _is_stub(s)
-            if stub:
-                unfilled.add(s.name)
+            block = next((b.key for b in blocks if b.first_line <= s.lineno <= b.last_line), f"{cell_index}.0")
+            definitions.append(Definition(s.name, not stub, True, block))
             for ln in inner:
                 blanks.append(Blank(cell_index, ln, next(t for l2, t in todos if l2 == ln), not stub))
-    return blocks, blanks, unfilled, signatures
+    return blocks, blanks, definitions, signatures
 
 
 def _is_blank_stmt(s: ast.stmt) -> bool:

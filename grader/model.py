@@ -110,7 +110,8 @@ class Value:
         if self.kind in ("number", "bool"):
             return repr(self.number)
         if self.kind == "tuple":
-            return "(" + ", ".join(v.describe() for v in self.items) + ")"
+            inner = ", ".join(v.describe() for v in self.items)
+            return f"[{inner}]" if self.type_name == "list" else f"({inner}{',' if len(self.items) == 1 else ''})"
         if self.kind == "none":
             return "None"
         if self.kind == "absent":
@@ -135,7 +136,7 @@ class CellRun:
 @dataclass(frozen=True)
 class CallOutcome:
     case_id: str
-    status: str               # "ok" | "error" | "limit" | "missing"
+    status: str               # "ok" | "error" | "limit" | "exit" | "missing"
     value: Value | None = None
     error: ErrorInfo | None = None
     seconds: float = 0.0
@@ -170,6 +171,7 @@ class CaseCheck:
     expected: Any = None
     got: Any = None
     inputs: Any = None
+    trivial: bool = False             # the right answer is empty or constant: a trivial answer passes it too
 
 
 @dataclass(frozen=True)

@@ -161,6 +161,9 @@ def public_rubric_toml(rubric: Rubric) -> str:
              f"public_seed = {rubric.public_seed}", "", "[limits]",
              f"cell_seconds = {num(lim.cell_seconds)}", f"memory_mb = {lim.memory_mb}", f"processes = {lim.processes}",
              f"output_kb = {lim.output_kb}", f"file_mb = {lim.file_mb}", f"max_elements = {lim.max_elements}"]
+    near = rubric.near_misses
+    lines += ["", "[near_misses]", f"container = {num(near.container)}", f"integer_dtype = {num(near.integer_dtype)}",
+              f"float_dtype = {num(near.float_dtype)}"]
     for p in rubric.parts:
         lines += ["", "[[parts]]", f"id = {q(p.id)}", f"title = {text(p.title)}"]
     if rubric.script:
@@ -235,7 +238,9 @@ def load_pack_rubric(path: str | Path) -> Rubric:
     return Rubric(path=path.resolve(), sha256=hashlib.sha256(raw).hexdigest(), id=a["id"], title=a["title"],
                   reference=path.resolve().parent, starter=(), lang=a["lang"], public_seed=a["public_seed"],
                   hidden_seeds=(), limits=_rubric.Limits(**_rubric._check(top["limits"], _rubric._LIMITS, "[limits]", path)),
-                  parts=parts, items=tuple(items), script=script)
+                  parts=parts, items=tuple(items), script=script,
+                  near_misses=_rubric.NearMisses(**_rubric._check(top["near_misses"], _rubric._NEAR_MISSES,
+                                                                  "[near_misses]", path)))
 
 
 def find_checks(submission: str | Path, checks: str | Path | None = None) -> Path:

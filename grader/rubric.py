@@ -13,6 +13,7 @@ from functools import cached_property
 from pathlib import Path
 
 from .errors import RubricError
+from .contract import Signature, parse_signature
 from .model import Text
 
 KINDS = ("variable", "function", "written")
@@ -63,6 +64,7 @@ class Item:
     follows: str = ""
     question: Text | None = None
     concepts: tuple[Text, ...] = ()
+    signature: Signature | None = None   # [items.signature]: the function's contract (grader/contract.py)
 
     def location(self) -> str:
         return f"item {self.id!r}"
@@ -81,7 +83,15 @@ class Script:
     capture: tuple[str, ...] = ()
     changed_inputs_credit: float = 0.0
     locked_inputs: tuple[str, ...] = ()
-    follow_through_credit: float = 1.0
+    follow_through_credit: float = 0.5
+
+
+@dataclass(frozen=True)
+class NearMisses:
+    """Credit kept when the numbers are right but their container is not (docs/rubric-format.md)."""
+    container: float = 0.5        # a list or tuple where a tensor is expected
+    integer_dtype: float = 0.75   # another integer dtype (int32 indices for int64) under dtype = "exact"
+    float_dtype: float = 0.75     # another floating dtype (float64 for float32) under dtype = "exact"
 
 
 @dataclass(frozen=True)
@@ -99,6 +109,7 @@ class Rubric:
     parts: tuple[Part, ...]
     items: tuple[Item, ...]
     script: Script | None = None
+    near_misses: NearMisses = NearMisses()
 
     def item(self, item_id: str) -> Item:
         for it in self.items:
@@ -122,22 +133,27 @@ REQUIRED = object()
 _TEXT = "text"          # a string or {zh = ..., en = ...}
 
 _TOP = {"schema": (int, REQUIRED), "assignment": (dict, REQUIRED), "limits": (dict, {}),
-        "tolerance": (dict, {}), "parts": (list, []), "script": (dict, None), "items": (list, REQUIRED)}
+        "tolerance": (dict, {}), "parts": (list, []), "script": (dict, None), "items": (list, REQUIRED),
+        "near_misses": (dict, {})}
 _ASSIGNMENT = {"id": (str, REQUIRED), "title": (_TEXT, REQUIRED), "reference": (str, REQUIRED),
                "starter": (list, []), "lang": (str, "zh"), "public_seed": (int, REQUIRED),
                "hidden_seeds": (list, [])}
 _LIMITS = {"cell_seconds": ((int, float), 10.0), "memory_mb": (int, 2048), "processes": (int, 64),
            "output_kb": (int, 256), "file_mb": (int, 64), "max_elements": (int, 1_000_000)}
 _TOLERANCE = {"rtol": ((int, float), 1e-4), "atol": ((int, float), 1e-5)}
+_NEAR_MISSES = {"container": ((int, float), NearMisses.container),
+                "integer_dtype": ((int, float), NearMisses.integer_dtype),
+                "float_dtype": ((int, float), NearMisses.float_dtype)}
 _PART = {"id": (str, REQUIRED), "title": (_TEXT, REQUIRED)}
 _SCRIPT = {"inputs": (str, REQUIRED), "expected": (str, REQUIRED), "capture": (list, []),
            "changed_inputs_credit": ((int, float), 0.0), "locked_inputs": (list, []),
-           "follow_through_credit": ((int, float), 1.0)}
+           "follow_through_credit": ((int, float), 0.5)}
 _ITEM = {"id": (str, REQUIRED), "part": (str, REQUIRED), "kind": (str, REQUIRED), "name": (str, ""),
          "points": ((int, float), REQUIRED), "title": (_TEXT, ""), "dtype": (str, "floating"),
          "partial": (str, "none"), "case_credit": ((int, float), 0.0), "tolerance": (dict, None),
          "mistakes": (list, []), "reference": (str, ""), "cases": (str, ""), "returns": (list, []),
-         "follows": (str, ""), "question": (_TEXT, None), "concepts": (list, [])}
+         "follows": (str, ""), "question": (_TEXT, None), "concepts": (list, []),
+         "signature": (dict, None)}
 _MISTAKE = {"id": (str, REQUIRED), "function": (str, REQUIRED), "credit": ((int, float), REQUIRED),
             "hint": (_TEXT, REQUIRED)}
 
@@ -234,6 +250,8 @@ def load_rubric(path: str | Path) -> Rubric:
                         changed_inputs_credit=_fraction(s["changed_inputs_credit"], path, "[script]", "changed_inputs_credit"),
                         locked_inputs=tuple(s["locked_inputs"]),
                         follow_through_credit=_fraction(s["follow_through_credit"], path, "[script]", "follow_through_credit"))
+    near = _check(top["near_misses"], _NEAR_MISSES, "[near_misses]", path)
+    near_misses = NearMisses(**{k: _fraction(v, path, "[near_misses]", k) for k, v in near.items()})
     items = tuple(_item(raw_item, i, tol, parts, path) for i, raw_item in enumerate(top["items"]))
     seen = set()
     for it in items:
@@ -245,7 +263,7 @@ def load_rubric(path: str | Path) -> Rubric:
     return Rubric(path=path.resolve(), sha256=hashlib.sha256(raw).hexdigest(), id=a["id"], title=a["title"],
                   reference=reference, starter=tuple((base / s).resolve() for s in a["starter"]), lang=lang,
                   public_seed=a["public_seed"], hidden_seeds=tuple(a["hidden_seeds"]), limits=limits,
-                  parts=parts, items=items, script=script)
+                  parts=parts, items=items, script=script, near_misses=near_misses)
 
 
 def _item(raw: dict, index: int, default_tol: Tolerance, parts: tuple[Part, ...], path: Path) -> Item:
@@ -266,6 +284,15 @@ def _item(raw: dict, index: int, default_tol: Tolerance, parts: tuple[Part, ...]
         for key in ("reference", "cases"):
             if not d[key]:
                 raise RubricError(path, where, key, 'is required for kind = "function"')
+    signature = None
+    if d["signature"] is not None:
+        if kind != "function":
+            raise RubricError(path, where, "signature", 'only a kind = "function" item has a signature')
+        signature = parse_signature(d["signature"], path, where)
+        if d["returns"] and signature.returns and tuple(d["returns"]) != signature.return_names:
+            raise RubricError(path, where, "returns", f"is {d['returns']}, but the signature returns "
+                              f"{list(signature.return_names)}: name them once, in the signature")
+        d["returns"] = d["returns"] or list(signature.return_names)
     if kind == "written" and d["question"] is None:
         raise RubricError(path, where, "question", 'is required for kind = "written"')
     mistakes = []
@@ -280,7 +307,8 @@ def _item(raw: dict, index: int, default_tol: Tolerance, parts: tuple[Part, ...]
                 partial=_choice(d["partial"], PARTIAL_MODES, path, where, "partial"),
                 case_credit=_fraction(d["case_credit"], path, where, "case_credit"), tolerance=tol,
                 mistakes=tuple(mistakes), reference=d["reference"], cases=d["cases"],
-                returns=tuple(d["returns"]), follows=d["follows"], question=d["question"], concepts=concepts)
+                returns=tuple(d["returns"]), follows=d["follows"], question=d["question"], concepts=concepts,
+                signature=signature)
 
 
 def _concept(raw, path: Path, where: str) -> Text:

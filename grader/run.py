@@ -19,7 +19,7 @@ from .expected import Reference
 from .model import CallOutcome, CellRun, ErrorInfo, Layout, RunResult, Submission, Value
 from .rubric import Rubric
 from .sandbox import Worker, WorkerDied
-from .sandbox.probe import plan
+from .sandbox.probe import CHANNEL_LOST, plan
 
 MAX_JSON_LINE = 4 * 2**20
 _DTYPES = {torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int8, torch.int16, torch.int32,
@@ -108,33 +108,25 @@ def execute(sub: Submission, layout: Layout, rubric: Rubric, reference: Referenc
 def decode(spec: dict, header: dict, files: dict, rubric: Rubric, sandbox: str, seconds: float,
            notes: list[str]) -> RunResult:
     steps = plan(spec)
-    tensors: dict = {}
     records: dict[int, dict] = {}
+    values: dict[int, dict] = {}      # each step's own tensors: a record reaches no other step's
     for name, data in sorted(files.items()):
-        if name.startswith("values-") and name.endswith(".safetensors"):
-            try:
-                for key, t in st.load(data).items():
-                    tensors.setdefault(key, t)     # the first runner's value wins over a replay's
-            except Exception as e:
-                notes.append(f"{name[:60]}: unreadable tensor file ({type(e).__name__}); its values are lost")
-        elif name.startswith("steps-") and name.endswith(".jsonl"):
-            for line in data.split(b"\n"):
-                rec = _json(line)
-                if isinstance(rec, dict) and isinstance(rec.get("step"), int) and 0 <= rec["step"] < len(steps):
-                    records.setdefault(rec["step"], rec)   # first record wins; a forged duplicate cannot replace it
+        if name.startswith("step-") and name[5:].isdigit() and int(name[5:]) < len(steps):
+            # filed by the worker under the step it saw running (probe._watch), whatever the record says
+            n = int(name[5:])
+            records[n], values[n] = _step_record(data, n, notes)
         elif name == "fd-output.txt" and data.strip():
             notes.append("output written below Python (C extensions, subprocesses): "
                          + data[:2000].decode("utf-8", "replace"))
-    events = {e["step"]: str(e.get("status", ""))[:300] for e in header.get("events", [])
-              if isinstance(e, dict) and isinstance(e.get("step"), int)}
+    events = {e["step"]: e for e in header.get("events", []) if isinstance(e, dict) and isinstance(e.get("step"), int)}
     cells, captures, calls = [], {}, {}
-    limit_hit = None
+    limit_hit = exit_note = None
     for n, step in enumerate(steps):
         run = spec["runs"][step["run"]]
-        rec = records.get(n, {})
-        event = events.get(n)
+        rec, tensors = records.get(n, {}), values.get(n, {})
         if step["kind"] == "block":
             block = run["blocks"][step["index"]]
+            event = _event(events.get(n), rec, f"cell {block['cell']}")
             cell_run = _cell_run(block, run["label"], rec, event, rubric.limits.output_kb * 1024)
             cells.append(cell_run)
             if cell_run.status == "limit" and limit_hit is None:
@@ -144,13 +136,61 @@ def decode(spec: dict, header: dict, files: dict, rubric: Rubric, sandbox: str, 
                 captures[(run["label"], name)] = _value(meta.get(name), tensors, rubric.limits.max_elements)
         else:
             call = run["calls"][step["index"]]
+            event = _event(events.get(n), rec, f"{call['name']}()")
             outcomes = _call_outcomes(call, rec, event, tensors, rubric.limits.max_elements)
             calls[call["item"]] = outcomes
-            if event and limit_hit is None:
-                limit_hit = f"{event} in {call['name']}()"
+            if event and not event[1] and limit_hit is None:
+                limit_hit = f"{event[0]} in {call['name']}()"
+        if event and event[2] and exit_note is None:
+            exit_note = f"{event[0]} (the {run['label']} run)"
+    if exit_note:
+        notes.append(exit_note)
     student = sum(c.seconds for c in cells) + sum(o.seconds for v in calls.values() for o in v)
     return RunResult(sandbox=sandbox, seconds=seconds, student_seconds=student, cells=tuple(cells),
                      captures=captures, calls=calls, limit_hit=limit_hit, notes=tuple(notes))
+
+
+def _step_record(data: bytes, n: int, notes: list[str]) -> tuple[dict, dict]:
+    """A step's record as the runner sent it (probe._report): a 4-byte length, the JSON record,
+    then the step's tensors as one safetensors file. Hostile bytes: anything malformed is nothing."""
+    size = int.from_bytes(data[:4], "big") if len(data) >= 4 else -1
+    rec = _json(data[4:4 + size]) if 0 < size <= len(data) - 4 else None
+    if not isinstance(rec, dict):
+        return {}, {}
+    tensors = {}
+    if len(data) > 4 + size:
+        try:
+            tensors = st.load(data[4 + size:])
+        except Exception as e:
+            notes.append(f"step {n}: unreadable tensor data ({type(e).__name__}); its values are lost")
+    return rec, tensors
+
+
+_EXITS = ("os._exit", "posix._exit")
+
+
+def _event(raw, rec: dict, where: str) -> tuple[str, bool, bool] | None:
+    """What the worker saw end a step: (the reason, whether the process exited rather than hit a
+    limit, whether it exited by itself during the step). An exit the process announced (probe's
+    exit hook: how, code, cell, line) is named only when the worker saw that exit code."""
+    if not isinstance(raw, dict):
+        return None
+    text = _s(raw.get("status"), 300)
+    code = raw.get("exit_code")
+    if not isinstance(code, int) or isinstance(code, bool):
+        return text, "exited" in text or "ended" in text, False
+    claim = rec.get("exit") if isinstance(rec.get("exit"), dict) else {}
+    said = {k: claim.get(k) for k in ("code", "cell", "line")}
+    if claim.get("how") in _EXITS and all(isinstance(v, int) and not isinstance(v, bool) for v in said.values()) \
+            and said["code"] % 256 == code:
+        text = (f"the program exited by calling {claim['how']}({said['code']}) in cell {said['cell']}, "
+                f"line {said['line']}: the values computed before that point were graded")
+    elif code == CHANNEL_LOST:
+        text = (f"the program closed or replaced the grader's channel to its worker during {where}, which ended "
+                "the run there: the values computed before that point were graded")
+    else:
+        text = f"the process exited (exit code {code}) during {where}: the values computed before that point were graded"
+    return text, True, True
 
 
 def _json(line: bytes):
@@ -175,13 +215,15 @@ def _error(raw) -> ErrorInfo | None:
                      source_line=_s(raw.get("source_line"), 500), caret=num(raw.get("caret")))
 
 
-def _cell_run(block: dict, label: str, rec: dict, event: str | None, out_cap: int) -> CellRun:
+def _cell_run(block: dict, label: str, rec: dict, event: tuple | None, out_cap: int) -> CellRun:
     if event:
-        status = "exit" if "exited" in event or "ended" in event else "limit"
-        if rec:   # it finished, then something it left behind ended the process
-            status = "exit"
+        # it finished, then something it left behind ended the process; or it exited, having
+        # reported what it had computed (its record)
+        status = "exit" if event[1] or rec else "limit"
+        seconds = rec.get("seconds") if isinstance(rec.get("seconds"), (int, float)) else 0.0
         return CellRun(cell=block["cell"], block=int(block["key"].split(".")[1]), run=label, status=status,
-                       note=event, stdout=_s(rec.get("stdout"), out_cap), error=_error(rec.get("error")))
+                       seconds=float(seconds), note=event[0], stdout=_s(rec.get("stdout"), out_cap),
+                       stderr=_s(rec.get("stderr"), out_cap), error=_error(rec.get("error")))
     if not rec:
         return CellRun(cell=block["cell"], block=int(block["key"].split(".")[1]), run=label, status="skipped",
                        note="no record of this cell: the run ended before it")
@@ -196,14 +238,14 @@ def _cell_run(block: dict, label: str, rec: dict, event: str | None, out_cap: in
                    error=_error(rec.get("error")), note=note)
 
 
-def _call_outcomes(call: dict, rec: dict, event: str | None, tensors: dict, cap: int) -> tuple[CallOutcome, ...]:
+def _call_outcomes(call: dict, rec: dict, event: tuple | None, tensors: dict, cap: int) -> tuple[CallOutcome, ...]:
     got = {c.get("id"): c for c in rec.get("cases", []) if isinstance(c, dict)} if isinstance(rec.get("cases"), list) else {}
     out = []
     for case in call["cases"]:
         c = got.get(case["id"])
-        if c is None:
-            out.append(CallOutcome(case_id=case["id"], status="limit" if event else "error",
-                                   note=event or "no result for this case"))
+        if c is None:       # the cases after the one a limit or an exit stopped
+            out.append(CallOutcome(case_id=case["id"], status=("exit" if event[1] else "limit") if event else "error",
+                                   note=event[0] if event else "no result for this case"))
             continue
         status = c.get("status") if c.get("status") in ("ok", "error", "limit", "missing") else "error"
         secs = c.get("seconds") if isinstance(c.get("seconds"), (int, float)) else 0.0
@@ -231,9 +273,10 @@ def _value(meta, tensors: dict, cap: int, depth: int = 0) -> Value:
         return Value(kind="refused", type_name="?", reason="malformed number")
     if kind == "none":
         return Value(kind="none")
-    if kind == "tuple" and depth == 0 and isinstance(meta.get("items"), list) and len(meta["items"]) <= 16:
-        return Value(kind="tuple", items=tuple(_value(m, tensors, cap, 1) for m in meta["items"]),
-                     type_name=_s(meta.get("type"), 20))
+    items = meta.get("items")
+    if kind == "tuple" and depth == 0 and isinstance(items, list) and (len(items) <= 16 or len(items) <= cap and all(
+            isinstance(m, dict) and m.get("kind") in ("number", "bool") for m in items)):     # see probe._encode
+        return Value(kind="tuple", items=tuple(_value(m, tensors, cap, 1) for m in items), type_name=_s(meta.get("type"), 20))
     if kind == "refused":
         return Value(kind="refused", type_name=_s(meta.get("type"), 200), reason=_s(meta.get("reason"), 300))
     return Value(kind="absent")

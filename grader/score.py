@@ -2,16 +2,22 @@
 
 An item passes only if every case passes under every seed (public and hidden), so a value
 hard-coded from the public run fails. When it does not pass, the first explanation that fits
-every failing case decides the credit: a known mistake of the rubric; for script variables, a
-right computation on inputs that differ from the seeded ones, or on the student's own (wrong)
-upstream values; otherwise the rubric's proportional credit, if any.
+every failing case decides the credit: a known mistake of the rubric; the right numbers in the
+wrong container (a near miss: a list for a tensor, int32 for int64); for script variables, a
+right computation on inputs that differ from the seeded ones (only on inputs that tell the right
+formula from every known mistake), or on the student's own wrong upstream values (follow-through:
+a partial, never a pass, refused for values that do not follow the seeds or a changed locked
+input); otherwise the rubric's proportional credit, earned on hidden cases, where a trivial case
+(an empty, all-zero or all-one answer) counts only alongside a passing non-trivial one.
 """
 from __future__ import annotations
 
 import re
 
+import torch
+
 from . import diagnose
-from .compare import compare, matches, passing
+from .compare import compare, matches, near_miss, passing, trivial
 from .expected import Reference
 from .model import CaseCheck, CellRun, ItemResult, Layout, RunResult, Text, Value
 from .rubric import Item, Rubric
@@ -28,7 +34,7 @@ def score_items(rubric: Rubric, layout: Layout, run: RunResult, ref: Reference) 
         elif item.kind == "variable":
             out.append(_variable(item, rubric, layout, run, ref))
         else:
-            out.append(_function(item, layout, run, ref))
+            out.append(_function(item, rubric, layout, run, ref))
     return tuple(out)
 
 
@@ -55,6 +61,7 @@ def _variable(item: Item, rubric: Rubric, layout: Layout, run: RunResult, ref: R
     if key is None:
         return _result(item, "missing", 0.0, Text(f"没有找到给 `{name}` 赋值的代码", f"no code assigns `{name}`"))
     checks, explanations = [], []
+    pasted = _fixed_across_seeds(rubric, run, name)
     for label, seed in rubric.runs:
         got = run.captures.get((label, name), ABSENT)
         expected = ref.script_expected(seed)[name]
@@ -64,7 +71,7 @@ def _variable(item: Item, rubric: Rubric, layout: Layout, run: RunResult, ref: R
             return _result(item, "error", 0.0, _why_absent(name, cell), hint=_error_hint(cell, layout, run),
                            cases=tuple(checks))
         m = compare(got, expected, item)
-        why = [] if m.passed else _explain_variable(item, rubric, run, ref, label, seed, got)
+        why = [] if m.passed else _explain_variable(item, rubric, run, ref, label, seed, got, pasted)
         checks.append(CaseCheck(case_id=label, run=label, public=public, passed=m.passed, message=m.message,
                                 mistake=why[0][0] if why else None, max_abs=m.max_abs, max_rel=m.max_rel, where=m.where,
                                 n_diff=m.n_diff, expected=expected if public else None, got=got.tensor if public else None))
@@ -73,33 +80,42 @@ def _variable(item: Item, rubric: Rubric, layout: Layout, run: RunResult, ref: R
     return _verdict(item, checks, explanations)
 
 
-def _explain_variable(item, rubric, run, ref, label, seed, got) -> list[tuple]:
+def _explain_variable(item, rubric, run, ref, label, seed, got, pasted: bool) -> list[tuple]:
     """Every (id, credit, hint) that fits this seed's value, most specific first: the rubric's known
-    mistakes, then a right computation on changed inputs, then on the student's own upstream values."""
+    mistakes, a near miss, then a right computation on changed inputs, then on the student's own
+    upstream values (follow-through)."""
+    expected = ref.script_expected(seed)[item.name]
     found = [(m.id, m.credit, m.hint) for m in item.mistakes
-             if matches(got, ref.script_mistake(item, m.id, seed), item)]
+             if matches(got, ref.script_mistake(item, m.id, seed), item)] or _near(item, rubric, got, expected)
     if found:
         return found
     script = rubric.script
     student_inputs = {n: run.captures.get((label, n), ABSENT) for n in script.capture}
-    if all(v.kind == "tensor" for v in student_inputs.values()):
+    canonical = ref.script_inputs(seed)
+    known = {n: v.tensor for n, v in student_inputs.items() if v.kind == "tensor"}
+    changed = [n for n, t in known.items() if not _same_tensor(t, canonical.get(n))]
+    locked = [n for n in changed if n in script.locked_inputs]
+    names = ", ".join(f"`{n}`" for n in changed)
+    if len(known) == len(student_inputs):
         try:
-            theirs = ref.resolve(script.expected)({n: v.tensor for n, v in student_inputs.items()})[item.name]
+            theirs = ref.resolve(script.expected)(dict(known))[item.name]
         except Exception:
             theirs = None
         if matches(got, theirs, item):
-            canonical = ref.script_inputs(seed)
-            changed = [n for n, v in student_inputs.items()
-                       if not (v.tensor.shape == canonical[n].shape and bool((v.tensor.double() - canonical[n].double()).abs().max() <= 1e-6))]
-            locked = [n for n in changed if n in script.locked_inputs]
-            credit = 0.0 if locked else script.changed_inputs_credit
-            names = ", ".join(f"`{n}`" for n in changed)
-            return [("changed-inputs", credit, Text(
-                f"计算方法正确，但输入与给定的不同（{names}）：" + ("`X` 被修改了，这一项不得分。" if locked else
-                "可能多调用了随机数、调整了单元顺序或自行设置了随机种子；请按原顺序运行，不要重新设置种子。"),
-                f"the computation is right, but the inputs differ from the seeded ones ({names}): " +
-                ("`X` itself was changed, which earns nothing." if locked else
-                 "randomness consumed in another order, an extra cell, or a seed of your own; run the cells in the given order without reseeding.")))]
+            if locked:
+                return [("changed-inputs", 0.0, _locked_text(locked, names))]
+            if not _inputs_tell_apart(item, ref, known, theirs):
+                return [("changed-inputs", 0.0, Text(
+                    f"计算结果与你自己的输入（{names}）一致，但这些输入是退化的：在它们上面正确公式和常见错误给出相同的值，"
+                    "无法判断计算方法是否正确，这一项不得分。请使用题目给定的输入。",
+                    f"the value agrees with your own inputs ({names}), but they are degenerate: on them the right formula "
+                    "and the common mistakes give the same values, so the computation cannot be checked and earns nothing. "
+                    "Use the inputs the task gives."))]
+            return [("changed-inputs", script.changed_inputs_credit, Text(
+                f"计算方法正确，但输入与给定的不同（{names}）：可能多调用了随机数、调整了单元顺序或自行设置了随机种子；"
+                "请按原顺序运行，不要重新设置种子。",
+                f"the computation is right, but the inputs differ from the seeded ones ({names}): randomness consumed "
+                "in another order, an extra cell, or a seed of your own; run the cells in the given order without reseeding."))]
     if item.follows:
         upstream = {n: v.tensor for (l, n), v in run.captures.items() if l == label and v.kind == "tensor"}
         try:
@@ -107,10 +123,93 @@ def _explain_variable(item, rubric, run, ref, label, seed, got) -> list[tuple]:
         except Exception:
             own = None
         if matches(got, own, item):
-            return [("follows-upstream", script.follow_through_credit, Text(
-                f"按你自己的上游结果计算，`{item.name}` 这一步是对的；错误出在前面的步骤。",
-                f"`{item.name}` is computed correctly from your own earlier values; the error is in an earlier step."))]
+            if locked:
+                return [(FOLLOWS, 0.0, _locked_text(locked, names))]
+            if pasted:
+                return [(FOLLOWS, 0.0, Text(
+                    f"`{item.name}` 与你自己前面的值一致，但它在每个随机种子下都相同，而你的输入随种子变化：这些值是粘贴或写死的，"
+                    "不是计算出来的，因此不给后续步骤分。",
+                    f"`{item.name}` agrees with your own earlier values, but it is the same under every seed while your "
+                    "inputs change with the seed: the values were pasted or hard-coded, not computed, so no follow-through "
+                    "credit is given."))]
+            return [(FOLLOWS, script.follow_through_credit, Text(
+                f"按你自己的上游结果计算，`{item.name}` 这一步是对的（后续步骤给部分分）；错误出在前面的步骤，改正后这一项也会正确。",
+                f"follow-through: `{item.name}` is computed correctly from your own earlier values (partial credit); the "
+                "error is in an earlier step, and fixing it will make this one right too."))]
     return []
+
+
+FOLLOWS = "follows-upstream"
+
+
+def _locked_text(locked: list[str], names: str) -> Text:
+    which = ", ".join(f"`{n}`" for n in locked)
+    return Text(f"输入与给定的不同（{names}）：{which} 被修改了，这一项不得分。",
+                f"the inputs differ from the given ones ({names}): {which} itself was changed, which earns nothing.")
+
+
+def _same_tensor(a: torch.Tensor, b) -> bool:
+    """Equal within 1e-6: the student's input and the seeded one, or one seed's value and another's."""
+    if not isinstance(b, torch.Tensor) or a.shape != b.shape:
+        return False
+    return a.numel() == 0 or bool((a.double() - b.double()).abs().max() <= 1e-6)
+
+
+def _inputs_tell_apart(item: Item, ref: Reference, inputs: dict, right) -> bool:
+    """Do these inputs separate the right value from every known mistake's (and from a trivial
+    answer)? With W_Q = W_K = W_V = 0 every formula gives zeros: agreeing with them proves nothing."""
+    if right is None or trivial(right):
+        return False
+    as_value = _as_value(right)
+    for m in item.mistakes:
+        try:
+            wrong = ref.resolve(m.function)(dict(inputs))
+        except Exception:
+            continue
+        if matches(as_value, wrong, item):
+            return False
+    return True
+
+
+def _as_value(t) -> Value:
+    return Value(kind="tuple", items=tuple(_as_value(x) for x in t)) if isinstance(t, (tuple, list)) \
+        else Value(kind="tensor", tensor=t)
+
+
+def _fixed_across_seeds(rubric: Rubric, run: RunResult, name: str) -> bool:
+    """Is the student's `name` the same under every seed while their own inputs are not (and the
+    reference's value changes)? Then it was pasted or hard-coded, not computed from the inputs."""
+    runs = [label for label, _ in rubric.runs]
+    values = [run.captures.get((label, name), ABSENT) for label in runs]
+    if len(runs) < 2 or any(v.kind != "tensor" for v in values):
+        return False
+    if not all(_same_tensor(values[0].tensor, v.tensor) for v in values[1:]):
+        return False
+    for n in rubric.script.capture:
+        inputs = [run.captures.get((label, n), ABSENT) for label in runs]
+        if all(v.kind == "tensor" for v in inputs) and not all(_same_tensor(inputs[0].tensor, v.tensor) for v in inputs[1:]):
+            return True
+    return False
+
+
+def _near(item: Item, rubric: Rubric, got: Value, expected) -> list[tuple]:
+    """The right numbers in the wrong container, with the rubric's credit and what to change."""
+    near = near_miss(got, expected, item)
+    if near is None:
+        return []
+    dt = str(near.expected.dtype).replace("torch.", "")
+    if near.kind == "container":
+        what = "list" if near.got.type_name == "list" else "tuple"
+        hint = Text(f"数值正确，但 `{item.name}` 返回的是 Python {what}，应返回 torch.Tensor：例如 torch.tensor(结果, dtype=torch.{dt})。",
+                    f"the numbers are right, but `{item.name}` returned a Python {what}: return a torch.Tensor, "
+                    f"e.g. torch.tensor(result, dtype=torch.{dt}).")
+    else:
+        gdt = str(near.got.tensor.dtype).replace("torch.", "")
+        fix = {"int64": ".long()", "int32": ".int()", "float32": ".float()", "float64": ".double()"}.get(dt, f".to(torch.{dt})")
+        hint = Text(f"数值正确，但 dtype 是 {gdt}，应为 {dt}：在返回前加上 {fix}（或创建张量时指定 dtype=torch.{dt}）。",
+                    f"the numbers are right, but the dtype is {gdt}; it should be {dt}: add {fix} before returning "
+                    f"(or create the tensor with dtype=torch.{dt}).")
+    return [(f"near-miss-{near.kind.replace('_', '-')}", getattr(rubric.near_misses, near.kind), hint)]
 
 
 def _why_absent(name: str, cell: CellRun | None, never: Text = Text("没有得到值", "was never computed")) -> Text:
@@ -152,7 +251,7 @@ def _cell_run(run: RunResult, label: str, key: str) -> CellRun | None:
 
 
 # --- functions ----------------------------------------------------------------------------------
-def _function(item: Item, layout: Layout, run: RunResult, ref: Reference) -> ItemResult:
+def _function(item: Item, rubric: Rubric, layout: Layout, run: RunResult, ref: Reference) -> ItemResult:
     if item.name in layout.unfilled:
         return _result(item, "missing", 0.0, Text(f"函数 `{item.name}` 仍是未实现的模板", f"`{item.name}` is still the unfilled stub"))
     outcomes = {o.case_id: o for o in run.calls.get(item.id, ())}
@@ -179,7 +278,7 @@ def _function(item: Item, layout: Layout, run: RunResult, ref: Reference) -> Ite
             msg = _outcome_message(item, o)
             checks.append(CaseCheck(case_id=case.id, run=case.run, public=case.public, passed=False, message=msg,
                                     about=case.about, expected=expected if show else None,
-                                    inputs=case.args if show else None))
+                                    inputs=case.args if show else None, trivial=trivial(expected)))
             explanations.append([])
             candidates = set()        # an error is no known mistake: none can explain every failure
             continue
@@ -188,13 +287,14 @@ def _function(item: Item, layout: Layout, run: RunResult, ref: Reference) -> Ite
         if not m.passed:
             # two mistakes can agree on one case (both causal variants give [[False]] for n = 1),
             # so the verdict looks for one that fits every failing case
-            why = _fitting(item, o.value, case, ref, candidates)
+            why = _fitting(item, o.value, case, ref, candidates) or _near(item, rubric, o.value, expected)
             candidates &= {w[0] for w in why}
             explanations.append(why)
         checks.append(CaseCheck(case_id=case.id, run=case.run, public=case.public, passed=m.passed, message=m.message,
                                 about=case.about, mistake=why[0][0] if why else None, max_abs=m.max_abs, max_rel=m.max_rel,
                                 where=m.where, n_diff=m.n_diff, expected=expected if show else None,
-                                got=_plain(o.value) if show else None, inputs=case.args if show else None))
+                                got=_plain(o.value) if show else None, inputs=case.args if show else None,
+                                trivial=trivial(expected)))
     if errors == len(cases):
         first = next(c for c in checks)
         err = next((o.error for o in outcomes.values() if o.error is not None), None)
@@ -223,6 +323,8 @@ def _outcome_message(item: Item, o) -> Text:
         return Text("没有这个测试的结果", "no result for this case")
     if o.status == "limit":
         return Text(f"超出限制：{o.note or '内存'}", f"limit reached: {o.note or 'memory'}")
+    if o.status == "exit":
+        return Text(f"程序在此之前已退出：{o.note}", f"not run: {o.note}")
     if o.status == "missing":
         return Text(o.note, o.note)
     e = o.error
@@ -238,7 +340,8 @@ def _plain(v: Value):
     if v.kind == "tensor":
         return v.tensor
     if v.kind == "tuple":
-        return tuple(_plain(i) for i in v.items)
+        items = [_plain(i) for i in v.items]
+        return items if v.type_name == "list" else tuple(items)
     return v.number if v.kind in ("number", "bool") else v.describe()
 
 
@@ -255,17 +358,39 @@ def _verdict(item: Item, checks: list, explanations: list) -> ItemResult:
         if explanations and all(explanations) else []
     if common:
         mid, credit, hint = common[0]
-        if credit >= 1.0:      # e.g. right given the student's own earlier values: say that, not the numbers
-            return _result(item, "pass", credit, Text("按你自己的上游结果计算是正确的；与参考答案相比，", "computed correctly from your own earlier values; against the reference, ")
-                           + message, hint=hint, cases=checks, mistake=mid)
+        if mid == FOLLOWS and credit > 0:     # never a pass: the value is not the reference's
+            message = Text("后续步骤给分：按你自己的上游结果计算是正确的；与参考答案相比，",
+                           "follow-through: right from your own earlier values; against the reference, ") + message
         return _result(item, "partial" if credit > 0 else "fail", credit, message, hint=hint, cases=checks, mistake=mid)
     # No single known mistake explains every failure: fall back to a generic diagnosis (values from
     # public cases only) or a property the answer must have.
     hint = next((e[0][2] for e in explanations if e), None) or diagnose.generic_hint(item.name, item.returns, checks)
     passed = len(checks) - len(failing)
-    credit = item.case_credit * passed / len(checks) if item.partial == "proportional" else 0.0
     summary = Text(f"{passed}/{len(checks)} 个测试通过。", f"{passed} of {len(checks)} checks passed. ")
-    return _result(item, "partial" if credit > 0 else "fail", credit, summary + message, hint=hint, cases=checks)
+    if item.partial != "proportional":
+        return _result(item, "fail", 0.0, summary + message, hint=hint, cases=checks)
+    earned, counted, why = proportional(checks)
+    credit = item.case_credit * earned / counted if counted else 0.0
+    return _result(item, "partial" if credit > 0 else "fail", credit, summary + why + message, hint=hint, cases=checks)
+
+
+def proportional(checks: list[CaseCheck]) -> tuple[int, int, Text]:
+    """(cases that earn credit, cases counted, why): partial credit is earned on hidden cases (the
+    public ones are in the students' hands, answers included), and a trivial case (an empty,
+    all-zero or all-one answer, which an answer ignoring its inputs passes) counts only
+    alongside a passing non-trivial one. Without hidden cases (a student's check) the public
+    ones are counted the same way."""
+    counted = [c for c in checks if not c.public] or checks
+    real = any(c.passed and not c.trivial for c in counted)
+    earned = sum(1 for c in counted if c.passed and (real or not c.trivial))
+    kind = ("隐藏", "hidden ") if any(not c.public for c in checks) else ("", "")
+    if earned == 0 and any(c.passed for c in counted):
+        return 0, len(counted), Text(
+            f"通过的{kind[0]}测试答案都是空的、全 0 或全 1，只忽略输入也能通过，因此不给分。",
+            f"the {kind[1]}checks passed all have an empty, all-zero or all-one answer, which an answer ignoring "
+            f"its inputs passes too: no credit. ")
+    return earned, len(counted), Text(f"部分分按{kind[0]}测试计：{earned}/{len(counted)}。",
+                                      f"partial credit counts {kind[1]}checks: {earned} of {len(counted)}. ")
 
 
 def _case_label(c: CaseCheck) -> Text:

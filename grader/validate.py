@@ -2,16 +2,20 @@
 and goes on, so one run lists every problem:
 
 1. the rubric loads and every function it names resolves;
-2. the committed starter files are what `release` makes of the solution notebook
+2. every function item declares its contract (`[items.signature]`, grader/contract.py); every case
+   of every seed, public and hidden, passes arguments of the declared kinds, the reference returns
+   values of the declared kinds, and each starter's `def` line names the declared arguments, with
+   defaults where the contract lets one be left out;
+3. the committed starter files are what `release` makes of the solution notebook
    (`<reference>/solution.ipynb`), byte for byte;
-3. every known mistake is caught by its item: it fails the item (unless its credit is full) and
+4. every known mistake is caught by its item: it fails the item (unless its credit is full) and
    the item shows that mistake's hint;
-4. the pack builds and loads back;
-5. in the sandbox: the solution notebook scores full marks on every auto-graded item, through the
+5. the pack builds and loads back;
+6. in the sandbox: the solution notebook scores full marks on every auto-graded item, through the
    instructor's grader and through the pack's self-check; each unmodified starter scores zero on
    every item.
 
-Why (3) scores the mistakes' values instead of grading a notebook per mistake: a mistake is
+Why (4) scores the mistakes' values instead of grading a notebook per mistake: a mistake is
 declared by its *values* (`mistakes.<fn>` on the case inputs), and that is all the scorer ever sees
 of a submission's function (the values it returns, case by case). Handing `score_items` a run
 whose calls return exactly the mistake's values therefore tests the very decision a student's
@@ -21,13 +25,15 @@ mistake raises on some case, the run says the function raised there, as the sand
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import tempfile
 from pathlib import Path
 from typing import Callable
 
-from .errors import GraderError
+from . import contract
+from .errors import GraderError, SubmissionError
 from .expected import Reference
 from .model import CallOutcome, ErrorInfo, Layout, RunResult, Value
 from .rubric import Item, Rubric, load_rubric
@@ -46,7 +52,9 @@ def validate(rubric_path: str | Path, sandbox: str = "bwrap", log: Callable[[str
         return [str(e)]
     problems: list[str] = []
     solution = rubric.reference / "solution.ipynb"
-    for step, run in (("starter up to date", lambda: starter_problems(rubric, solution)),
+    for step, run in (("cases and starter follow the declared signatures",
+                       lambda: contract_problems(rubric, ref) + signature_problems(rubric)),
+                      ("starter up to date", lambda: starter_problems(rubric, solution)),
                       ("known mistakes caught", lambda: mistake_problems(rubric, ref)),
                       ("solution, starter and pack graded", lambda: grading_problems(rubric, ref, solution, sandbox))):
         found = run()
@@ -55,7 +63,64 @@ def validate(rubric_path: str | Path, sandbox: str = "bwrap", log: Callable[[str
     return problems
 
 
-# --- 2. the starter is the released solution -----------------------------------------------------
+# --- 2. one contract per function item ---------------------------------------------------------------
+def contract_problems(rubric: Rubric, ref: Reference) -> list[str]:
+    """Every case of every seed against its item's declared signature, and the reference's value
+    on it against the declared returns. A case outside the contract grades students on something
+    the starter never told them."""
+    problems = []
+    for item in rubric.items_of("function"):
+        where = f"{rubric.path}: item {item.id!r}"
+        if item.signature is None:
+            problems.append(f"{where}: declares no [items.signature]; declare the kinds of the arguments and "
+                            "returned values the starter documents (docs/rubric-format.md)")
+            continue
+        try:
+            cases = ref.cases(item)
+        except Exception as e:    # a generator that raises is a problem to report, not a crash
+            problems.append(f"{where}: the case generator {item.cases!r} raised {type(e).__name__}: {e}")
+            continue
+        for case in cases:
+            at = f"{where}: case {case.id!r} (seed {case.seed})"
+            found, env = contract.check_call(item.signature, case.args, case.kwargs)
+            problems += [f"{at}: argument {p.name}: declared {p.declared}; the case passes {p.passed}"
+                         + (f" ({p.reason})" if p.reason else "") for p in found]
+            if found:
+                continue
+            try:
+                value = ref.expected(item, case)
+            except Exception as e:
+                problems.append(f"{at}: the reference {item.reference!r} raises {type(e).__name__}: {e}")
+                continue
+            problems += [f"{at}: returned {p.name}: declared {p.declared}; the reference returns {p.passed}"
+                         + (f" ({p.reason})" if p.reason else "") for p in contract.check_returns(item.signature, value, env)]
+    return problems
+
+
+def signature_problems(rubric: Rubric) -> list[str]:
+    """Each starter's `def` of each function item against the declared arguments (read with ast)."""
+    problems = []
+    items = [i for i in rubric.items_of("function") if i.signature is not None]
+    for starter in rubric.starter:
+        if not starter.is_file() or not items:
+            continue      # a missing starter is reported where it is graded
+        try:
+            defs = contract.function_defs(starter)
+        except SubmissionError as e:
+            problems.append(f"{starter}: cannot be read for its def lines: {e}")
+            continue
+        for item in items:
+            if item.name not in defs:
+                problems.append(f"{starter}: defines no function `{item.name}` (item {item.id!r}); the starter "
+                                f"must give its def line: def {item.name}{item.signature.text()}")
+                continue
+            cell, fn = defs[item.name]
+            problems += [f"{starter}: cell {cell}, line {fn.lineno}: def {fn.name}({ast.unparse(fn.args)}) "
+                         f"(item {item.id!r}): {p}" for p in contract.def_problems(item.signature, fn)]
+    return problems
+
+
+# --- 3. the starter is the released solution -----------------------------------------------------
 def starter_problems(rubric: Rubric, solution: Path) -> list[str]:
     from .release import ReleaseError, notebook_text, percent_script, starter_notebook
     if not solution.is_file():
@@ -75,7 +140,7 @@ def starter_problems(rubric: Rubric, solution: Path) -> list[str]:
     return problems
 
 
-# --- 3. known mistakes ------------------------------------------------------------------------------
+# --- 4. known mistakes ------------------------------------------------------------------------------
 def mistake_problems(rubric: Rubric, ref: Reference) -> list[str]:
     problems = []
     for item in rubric.items:
@@ -143,7 +208,7 @@ def _script_run(rubric: Rubric, ref: Reference, item: Item, mistake: str):
     return run, Layout(checkpoints={n: "1.0" for (_, n) in captures}, **NO_LAYOUT)
 
 
-# --- 4, 5. the pack, and real grading in the sandbox ------------------------------------------------
+# --- 5, 6. the pack, and real grading in the sandbox ------------------------------------------------
 def grading_problems(rubric: Rubric, ref: Reference, solution: Path, sandbox: str) -> list[str]:
     from .pack import build_pack, load_pack
     from .pipeline import Grader

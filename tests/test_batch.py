@@ -24,8 +24,8 @@ pytestmark = needs_bwrap
 
 # What `grade` gives each sample (checked by running it): the batch must give exactly this.
 EXPECTED = {"000_be4a6993b089033a": 0.0, "001_seed_repaired": 6.0, "002_correct_notebook": 25.0,
-            "003_correct_script": 25.0, "004_attention_mistakes": 19.75, "005_detection_mistakes": 18.25,
-            "006_blank_starter": 0.0, "008_no_scale_script": 22.0}
+            "003_correct_script": 25.0, "004_attention_mistakes": 19.5, "005_detection_mistakes": 18.25,
+            "006_blank_starter": 0.0, "008_no_scale_script": 21.5}
 
 
 def copy_samples(dest, names):
@@ -227,7 +227,7 @@ def test_changed_submission_is_regraded(tmp_path):
 def test_gradescope_results_follow_the_documented_format(graded):
     _, out, _ = graded
     gs = json.loads((out / "gradescope" / "004_attention_mistakes" / "results.json").read_text(encoding="utf-8"))
-    assert gs["score"] == 19.75 and isinstance(gs["execution_time"], float)
+    assert gs["score"] == 19.5 and isinstance(gs["execution_time"], float)
     assert gs["visibility"] in ("hidden", "after_due_date", "after_published", "visible")
     assert gs["stdout_visibility"] in ("hidden", "after_due_date", "after_published", "visible")
     assert len(gs["tests"]) == 21

@@ -9,8 +9,8 @@ from conftest import ROOT, SAMPLES, statuses
 
 GOLDEN = json.loads((ROOT / "tests" / "golden" / "samples.json").read_text())
 SCORES = {"000_be4a6993b089033a": 0.0, "001_seed_repaired": 6.0, "002_correct_notebook": 25.0,
-          "003_correct_script": 25.0, "004_attention_mistakes": 19.75, "005_detection_mistakes": 18.25,
-          "006_blank_starter": 0.0, "007_partly_broken": 9.0, "008_no_scale_script": 22.0}
+          "003_correct_script": 25.0, "004_attention_mistakes": 19.5, "005_detection_mistakes": 18.25,
+          "006_blank_starter": 0.0, "007_partly_broken": 9.0, "008_no_scale_script": 21.5}
 
 
 @pytest.mark.parametrize("name", sorted(GOLDEN))
@@ -48,7 +48,7 @@ def test_follow_through_and_limits(bwrap_grader):
     r8 = bwrap_grader.grade(SAMPLES / "008_no_scale_script")
     by_id = {i.id: i for i in r8.items}
     assert by_id["score"].mistake == "score-no-scale" and by_id["score"].status == "partial"
-    assert by_id["attention"].mistake == "follows-upstream" and by_id["attention"].points == 1.0
+    assert by_id["attention"].mistake == "follows-upstream" and by_id["attention"].points == 0.75
     r7 = bwrap_grader.grade(SAMPLES / "007_partly_broken")
     assert r7.run.limit_hit.startswith("time limit of 3 s reached in nms()")
     assert {i.id: i.status for i in r7.items}["box_iou"] == "pass"      # graded after nms hung
@@ -141,10 +141,11 @@ def test_nbconvert_exported_script_with_ipython_calls(bwrap_grader, tmp_path):
     assert sum("get_ipython()" in t.en for t in result.layout.skipped) == 2
 
 
-def test_follow_through_pass_says_why_it_passes(bwrap_grader):
+def test_follow_through_is_a_marked_partial_never_a_pass(bwrap_grader):
     item = next(i for i in bwrap_grader.grade(SAMPLES / "008_no_scale_script").items if i.id == "output")
-    assert item.status == "pass" and item.points == 1.0
-    assert item.message.en.startswith("computed correctly from your own earlier values; against the reference, ")
+    assert item.status == "partial" and item.points == 0.75 and item.mistake == "follows-upstream"
+    assert item.message.en.startswith("follow-through: right from your own earlier values; against the reference, ")
+    assert item.hint.en.startswith("follow-through: `output` is computed correctly from your own earlier values")
 
 
 def test_function_whose_cell_failed_names_the_cause(bwrap_grader, tmp_path):

@@ -114,29 +114,39 @@ print("forked")
 """
 
 
-def _live(names: tuple[bytes, ...]) -> list[str]:
-    """Live processes (zombies aside) with one of these names that do not descend from this test
-    process (its own session-wide sandbox may be running)."""
-    parent, comm, state = {}, {}, {}
+# Runs a command as a child subreaper: whatever the command leaves running is re-parented to this
+# wrapper (not to init), so its live descendants at the moment the command returns are exactly
+# what the command left, whatever else runs on the machine. Prints them, then kills them.
+LEFTOVERS = r"""
+import ctypes, json, os, signal, subprocess, sys
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)          # PR_SET_CHILD_SUBREAPER
+run = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+def tree():
+    parent, info = {}, {}
     for p in os.listdir("/proc"):
         if p.isdigit():
             try:
-                with open(f"/proc/{p}/stat", "rb") as f:
-                    head, _, rest = f.read().rpartition(b")")
+                head, _, rest = open(f"/proc/{p}/stat", "rb").read().rpartition(b")")
             except OSError:
                 continue
-            fields = rest.split()
-            parent[int(p)], comm[int(p)], state[int(p)] = int(fields[1]), head.partition(b"(")[2], fields[0]
-    me, out = os.getpid(), []
-    for pid, name in comm.items():
-        if state[pid] == b"Z" or not name.startswith(names):
-            continue
+            parent[int(p)] = int(rest.split()[1])
+            info[int(p)] = (head.partition(b"(")[2].decode(), rest.split()[0].decode())
+    out = []
+    for pid in info:
         up = parent.get(pid, 0)
-        while up > 1 and up != me:
+        while up > 1 and up != os.getpid():
             up = parent.get(up, 0)
-        if up != me:
-            out.append(f"{pid} {name.decode()} {state[pid].decode()}")
+        if up == os.getpid() and info[pid][1] != "Z":
+            out.append(f"{pid} {info[pid][0]} {info[pid][1]}")
     return out
+left = tree()
+for line in left:
+    try:
+        os.kill(int(line.split()[0]), signal.SIGKILL)
+    except OSError:
+        pass
+print(json.dumps({"returncode": run.returncode, "stderr": run.stderr[-2000:], "left": left}))
+"""
 
 
 @pytest.mark.parametrize("command,sandbox", [pytest.param("grade", "bwrap", marks=needs_bwrap), ("grade", "none"),
@@ -150,10 +160,11 @@ def test_a_command_returns_only_once_its_sandbox_is_gone(tmp_path, command, sand
     target = ([str(folder / "forks.py"), "--json", str(result)] if command == "grade"
               else [str(tmp_path / "subs"), "--out", str(tmp_path / "out")])
     result.parent.mkdir(parents=True, exist_ok=True)
-    run = subprocess.run([sys.executable, str(ROOT / "grade.py"), command, *target, "--sandbox", sandbox],
-                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    left = _live((marker.encode(), b"grader-slot", b"bwrap"))         # at once, before anything else
-    assert run.returncode == 0, run.stderr[-2000:]
+    command_line = [sys.executable, str(ROOT / "grade.py"), command, *target, "--sandbox", sandbox]
+    wrapped = subprocess.run([sys.executable, "-c", LEFTOVERS, *command_line], capture_output=True, text=True,
+                             timeout=300, cwd=tmp_path)
+    run = json.loads(wrapped.stdout)
+    assert run["returncode"] == 0, run["stderr"]
     cells = json.loads(result.read_text(encoding="utf-8"))["run"]["cells"]
     assert any("forked" in c.get("stdout", "") for c in cells), cells         # the children were made
-    assert left == [], left
+    assert run["left"] == [], run["left"]

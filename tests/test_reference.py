@@ -437,3 +437,58 @@ def test_box_cases_avoid_degenerate_pairs_and_large_deltas():
             assert (deltas[:, 2:].abs() < math.log(1000 / 16)).all()
         for case in cases.roi_pool(seed, public):
             assert case["args"][3] in (1.0, 0.5, 0.25, 1 / 16)
+
+
+def test_roi_pool_cases_pass_output_size_as_the_starter_documents_it():
+    """The starter says `output_size: (h, w)`: a tuple of two ints in every case of every seed
+    (an int once cost students who unpacked it, as documented, half the item)."""
+    for seed, public in SEEDS:
+        for case in cases.roi_pool(seed, public):
+            size = case["args"][2]
+            assert type(size) is tuple and len(size) == 2 and all(type(v) is int for v in size), (seed, case["id"])
+
+
+def _scores(case, item):
+    if item == "scaled_dot_product_attention":
+        Q, K = case["args"][:2]
+        return [Q @ K.transpose(-2, -1) / math.sqrt(Q.shape[-1])]
+    X, W_Q, W_K, _, _, h = case["args"]
+    n, d_model = X.shape
+    split = lambda M: M.reshape(n, h, d_model // h).transpose(0, 1)  # noqa: E731
+    s = split(X @ W_Q) @ split(X @ W_K).transpose(-2, -1) / math.sqrt(d_model // h)
+    return [s[:, causal_mask(n)] if case["kwargs"].get("causal") else s]
+
+
+@pytest.mark.parametrize("item", ["scaled_dot_product_attention", "multi_head_attention"])
+def test_every_seed_has_a_stability_case_that_overflows_a_naive_softmax(item):
+    """Scores of 250 or more (float32's exp overflows above ~88.7), exact (integer inputs, d a power
+    of four): the reference stays finite, exp(s) / sum(exp(s)) gives NaN."""
+    from reference.hw2 import mistakes
+    gen, ref = getattr(cases, item), {"scaled_dot_product_attention": scaled_dot_product_attention,
+                                      "multi_head_attention": multi_head_attention}[item]
+    naive = {"scaled_dot_product_attention": mistakes.sdpa_unstable_softmax,
+             "multi_head_attention": mistakes.mha_unstable_softmax}[item]
+    for seed, public in SEEDS:
+        stable = [c for c in gen(seed, public) if "large-scores" in c["id"] or "overflow" in c["id"]]
+        assert stable, (item, seed)
+        for case in stable:
+            (s,) = _scores(case, item)
+            assert float(s.max()) >= 250 and torch.equal(s * 4, (s * 4).round()), case["id"]   # exact quarters
+            out, w = ref(*case["args"], **case["kwargs"])
+            assert torch.isfinite(out).all() and torch.isfinite(w).all()
+            bad_out, _ = naive(*case["args"], **case["kwargs"])
+            assert not torch.isfinite(bad_out).all(), (item, seed, case["id"])
+        for case in gen(seed, public):
+            if case["id"] not in {c["id"] for c in stable}:     # elsewhere the naive softmax is right: only stability tells them apart
+                got, want = naive(*case["args"], **case["kwargs"]), ref(*case["args"], **case["kwargs"])
+                for g, e in zip(got, want):
+                    torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-5)
+
+
+def test_stability_hand_case_overflows_and_underflows():
+    case = next(c for c in cases.scaled_dot_product_attention(0, True) if c["id"] == "softmax-overflow-underflow")
+    (s,) = _scores(case, "scaled_dot_product_attention")
+    assert s.tolist()[:2] == [[300, 295, 0, 240], [-150, -155, -150, -120]]
+    _, w = scaled_dot_product_attention(*case["args"])
+    torch.testing.assert_close(w[0, :2], torch.tensor([1, math.exp(-5)]) / (1 + math.exp(-5)))
+    assert float(w[1, 3]) == pytest.approx(1.0)

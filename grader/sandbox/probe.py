@@ -12,7 +12,9 @@ seccomp filter: two slots see and reach each other no more than two separate san
 A worker reads jobs from its pipe and answers on the other, one frame each (4-byte length +
 bytes). For each job it forks a runner that drops to the job's uid, runs the student's blocks in
 order under each seed, captures the values the rubric wants, and calls the student's functions
-on the inputs the trusted side sent. The worker times every step and kills the runner when a step
+on the inputs the trusted side sent. The runner sends what each step produced to the worker as soon
+as the step ends, over a pipe (_FRAME), so nothing the student's code does later (exit, delete
+files, replace json or os.write) loses it. The worker times every step and kills the runner when a step
 overruns; the runner is then re-forked, replays the earlier steps of that run silently, and goes
 on after the step that was stopped, so a limit hit costs that step only.
 
@@ -22,6 +24,7 @@ reads back from the runner: it only forwards bytes, which the trusted side check
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import gc
 import io
 import itertools
@@ -33,11 +36,23 @@ import resource
 import select
 import signal
 import socket
+import stat
 import struct
 import sys
 import time
 import traceback
 
+import builtins as _builtins
+
+try:
+    import posix
+except ImportError:  # pragma: no cover
+    posix = None
+
+# Every function of this file looks builtins up in this copy, taken before any student code runs
+# (a function keeps the `__builtins__` of its module as it was when it was defined): a runner's
+# student code that replaces `builtins.len` or `builtins.open` changes its own namespace, not ours.
+__builtins__ = dict(vars(_builtins))
 
 
 def _use_environment(argv: list[str]) -> None:
@@ -402,7 +417,7 @@ class _Runner:
                 spec, blob, resume_at, skip, workdir = job
                 _runner(spec, blob, plan(spec), resume_at, skip, prog_w, workdir)
             finally:
-                os._exit(0)
+                _os_exit(0)         # not os._exit: in a runner, that is the student's (see _exit_hook)
         os.close(job_r)
         os.close(prog_w)
         return cls(pid, job_w, prog_r, _CALLS["key"])
@@ -439,6 +454,7 @@ def run_job(spec: dict, blob: bytes, job_uid: int | None, spare: _Runner) -> tup
         os.chown(workdir, job_uid, job_uid)
     steps = plan(spec)
     events: list[dict] = []         # what the worker itself saw: kills, crashes, exits
+    got = _Results()                # what the runners reported, step by step, as it came
     skip: set[int] = set()
     resume_at = 0
     limit = float(spec["limits"]["cell_seconds"])
@@ -448,17 +464,22 @@ def run_job(spec: dict, blob: bytes, job_uid: int | None, spare: _Runner) -> tup
     while resume_at < len(steps):
         if runner is None:
             runner = _Runner.fork(job_uid, (spec, blob, resume_at, skip, workdir))
-        current, stopped, done = _watch(runner.pid, runner.progress_fd, limit, len(steps))
+        current, stopped, done = _watch(runner.pid, runner.progress_fd, limit, len(steps), resume_at, got)
         os.close(runner.progress_fd)
         if done:
             break       # the runner exits on its own; it is reaped after the answer is sent
-        status = _reap(runner.pid)
+        status, killed = _reap(runner.pid)
         _kill_descendants()
         runner = None
-        events.append({"step": current, "status": stopped or _describe_status(status)})
+        event = {"step": current, "status": stopped or _describe_status(status)}
+        if stopped is None and killed:
+            event["status"] = "the process closed its channel to the grader without ending, and was stopped"
+        elif stopped is None and os.WIFEXITED(status):
+            event["exit_code"] = os.WEXITSTATUS(status)     # the trusted side words it (see run.decode)
+        events.append(event)
         skip.add(current)
         resume_at = max(resume_at, current + 1)   # a replayed step that dies is skipped, not rerun
-    files = _collect(workdir)
+    files = _collect(workdir) + [(f"step-{n:05d}", got.parts[n]) for n in sorted(got.parts)]
     header = {"events": events, "seconds": time.monotonic() - started, "files": [[n, len(b)] for n, b in files]}
     return json.dumps(header).encode() + b"\n" + b"".join(b for _, b in files), workdir
 
@@ -474,61 +495,119 @@ def plan(spec: dict) -> list[dict]:
     return steps
 
 
-def _watch(pid: int, rfd: int, limit: float, n_steps: int) -> tuple[int, str | None, bool]:
-    """Follow the runner's progress lines ("B n" begins step n, "E n" ends it, "D" = all done).
-    Returns (the step to blame, why, finished every step).
+# The runner's channel to its worker: frames of a tag, a step number and a payload.
+#   B n      step n begins                      E n [record]  step n ended; what it produced
+#   X n [record]  step n's code is ending the process (os._exit): what it produced until then
+#   D        every step is done
+# A record is a 4-byte length, the step's JSON record, then its tensors as one safetensors file.
+_FRAME = struct.Struct(">cII")
+_TAGS = frozenset((b"B", b"E", b"X", b"D"))
+_TAMPERED = ("the run was ended here: the program wrote into the grader's own channel to its worker "
+             "(what it had reported before was kept)")
 
-    The student's code can write to this pipe too, so a message only ever moves the deadline
-    forward within a whole-job budget; it can never switch the clock off."""
-    buf = b""
-    current = last = None
+
+class _Results:
+    """The records the runners of one job sent, by step: the first one for a step is kept."""
+
+    def __init__(self):
+        self.parts: dict[int, bytes] = {}
+        self.size = 0
+
+    def add(self, step: int, payload) -> None:
+        if step not in self.parts and self.size + len(payload) <= MAX_RESULT_BYTES:
+            self.parts[step] = bytes(payload)
+            self.size += len(payload)
+
+
+def _watch(pid: int, rfd: int, limit: float, n_steps: int, resume_at: int = 0,
+           got: _Results | None = None) -> tuple[int, str | None, bool]:
+    """Follow the runner's frames (see _FRAME) and keep what it reports in `got`. Returns (the step
+    to blame, why, finished every step).
+
+    The student's code runs in the runner's process and can write to this pipe too (it can find
+    the descriptor), so nothing read here is trusted, it is only put in order; the trusted side
+    checks every byte (safetensors' parser, exact torch.Tensor, sizes). What forging could still
+    do is bounded here, by what this process knows itself:
+    - a step begins only after the one before it ended, and steps only go forward: a record for
+      step n is taken only while step n runs, and the first one kept; nothing can replace what an
+      earlier step (another seed's run, an earlier case) reported, nor a value the runner of an
+      earlier attempt sent (a re-forked runner's replayed steps, below `resume_at`, report nothing);
+    - the record is filed under the step this process counted, never under a number it carries,
+      and the trusted side reads a step's tensors only through that step's own record.
+    So a forger can only report, for the step that runs and the steps after it (all of them: the
+    runner's own frames then come out of order and are ignored), values its own code computed in
+    this process: what assigning the variable or returning the value gets it anyway. To pass a
+    hidden seed's check it must compute that seed's right values, which is the homework; it
+    cannot reuse anything reported under another seed. Frames that do not parse end the run
+    there (_TAMPERED), with everything reported before kept.
+    Any frame only ever moves the deadline forward within a whole-job budget; none can switch the
+    clock off."""
+    got = got if got is not None else _Results()
+    buf = bytearray()
+    current, last = None, -1
     deadline = time.monotonic() + limit
     job_deadline = time.monotonic() + limit * (n_steps + 2)
+    head = _FRAME.size
     while True:
         now = time.monotonic()
         ready, _, _ = select.select([rfd], [], [], max(0.0, min(deadline, job_deadline) - now))
         if not ready:
             os.kill(pid, signal.SIGKILL)
-            blame = current if current is not None else (last + 1 if last is not None else 0)
+            blame = current if current is not None else last + 1
             return min(blame, n_steps - 1), f"time limit of {limit:g} s reached", False
-        chunk = os.read(rfd, 4096)
+        chunk = os.read(rfd, 1 << 16)      # (asking for 1 MB costs 8x more a read: a buffer that size each time)
         if not chunk:
             if current is not None:
                 return current, None, False
-            if last is None or last >= n_steps - 1:
-                return 0, None, last is not None
+            if last < 0 or last >= n_steps - 1:
+                return 0, None, last >= 0
             # It died between steps: something the last step left behind (a thread, a signal
             # handler) ended it. That step's effects are lost; the run goes on without them.
             return last, "the process ended right after this step (a thread or handler it started ended it)", False
         buf += chunk
-        *lines, buf = buf.split(b"\n")
-        for line in lines:
-            tag, _, num = line.partition(b" ")
-            if not num.isdigit():
-                continue
-            n = int(num)
+        pos, end = 0, len(buf)
+        while end - pos >= head:
+            tag, n, size = _FRAME.unpack_from(buf, pos)
+            if tag not in _TAGS or size > MAX_RESULT_BYTES:
+                os.kill(pid, signal.SIGKILL)
+                blame = current if current is not None else last + 1
+                return min(blame, n_steps - 1), _TAMPERED, False
+            if end - pos - head < size:
+                break
+            start, pos = pos + head, pos + head + size
             if tag == b"B":
-                current = last = n
-            elif tag == b"E" and n == current:
-                current = None
-            elif tag == b"D":
+                if current is None and last < n < n_steps:
+                    current = last = n
+                    deadline = time.monotonic() + limit
+            elif tag == b"E":
+                if n == current:
+                    current = None
+                    deadline = time.monotonic() + limit
+                    if size and n >= resume_at:
+                        got.add(n, memoryview(buf)[start:pos])
+            elif tag == b"X":
+                if n == current and size and n >= resume_at:
+                    got.add(n, memoryview(buf)[start:pos])
+            elif current is None and last == n_steps - 1:      # D
                 return 0, None, True
-            deadline = time.monotonic() + limit
+        del buf[:pos]
 
 
-def _reap(pid: int, grace: float = 2.0) -> int:
-    """Wait for the runner; one that lingers after saying it is done is killed."""
+def _reap(pid: int, grace: float = 2.0) -> tuple[int, bool]:
+    """Wait for the runner; one that lingers after saying it is done (or after closing its
+    channel) is killed. Returns its wait status, and whether we killed it."""
     end = time.monotonic() + grace
+    killed = False
     while True:
         try:
             got, status = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
-            return 0
+            return 0, killed
         if got:
-            return status
+            return status, killed
         if time.monotonic() > end:
             os.kill(pid, signal.SIGKILL)
-            end = float("inf")
+            end, killed = float("inf"), True
         time.sleep(0.0005)
 
 
@@ -585,29 +664,22 @@ def _kill_descendants() -> None:
                     break
 
 
+_FD_OUTPUT_BYTES = 1 << 16      # the trusted side shows its beginning only
+
+
 def _collect(workdir: str) -> list[tuple[str, bytes]]:
-    out, total = [], 0
-    outdir = os.path.join(workdir, "out")
+    """The beginning of what the job wrote to its file descriptors 1 and 2 below Python. Only
+    that file: what the runner reports came over its channel (_watch), and nothing the student's
+    code writes into the working directory is mistaken for it."""
     try:
-        names = sorted(os.listdir(outdir))
+        fd = os.open(os.path.join(workdir, "out", "fd-output.txt"), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
-        return out
-    for name in names:
-        try:
-            fd = os.open(os.path.join(outdir, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except OSError:
-            continue
-        try:
-            if not os.path.isfile(f"/proc/self/fd/{fd}"):
-                continue
-            data = os.read(fd, MAX_RESULT_BYTES - total + 1)
-        finally:
-            os.close(fd)
-        total += len(data)
-        if total > MAX_RESULT_BYTES:
-            break
-        out.append((name, data))
-    return out
+        return []
+    try:
+        data = os.read(fd, _FD_OUTPUT_BYTES) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+    finally:
+        os.close(fd)
+    return [("fd-output.txt", data)] if data else []
 
 
 def _remove_tree(path: str) -> None:
@@ -677,19 +749,27 @@ def _runner(spec, blob, steps, resume_at, skip, progress_fd, workdir):
     os.close(sink)
     sys.path[:] = [p for p in sys.path if p not in ("", ".", workdir)]
     sys.argv = ["submission"]
-    progress = os.fdopen(progress_fd, "wb", buffering=0)
-    record = open(os.path.join(outdir, f"steps-{resume_at:04d}.jsonl"), "w", encoding="utf-8")
+    try:        # the whole job's reports then usually fit in the pipe: the runner seldom waits for the worker
+        fcntl.fcntl(progress_fd, fcntl.F_SETPIPE_SZ, 1 << 20)
+    except (AttributeError, OSError):
+        pass
+    _channel[0] = os.fstat(progress_fd).st_ino
     inputs = _Inputs(blob)
+    if any(s["kind"] == "call" for s in steps[resume_at:]):
+        inputs.load()       # now, while safetensors.torch and torch are still as imported
     codes = {}          # each block compiled once per job, though it runs under every seed
     namespace = None
-    # Values are written once per run, not once per step (a safetensors file costs ~0.2 ms). A
-    # runner killed mid-run loses that run's values, and the next runner's replay encodes them again.
-    pending, pending_run = {}, None
+    # What a step produced is sent to the worker as soon as the step ends (a block's captures, a
+    # function item's results), and what the step that is running produced until then, when its
+    # code ends the process (_exit_hook): nothing in this process or its working directory holds
+    # it afterwards, so nothing the student's code does later (delete files, replace json.dumps,
+    # os.write, builtins, exit) can lose or change it. A replayed step (a re-forked runner
+    # going back over the earlier steps of its run) reports nothing: it was reported the first time.
+    os._exit = _exit_hook("os._exit")
+    if posix is not None:
+        posix._exit = _exit_hook("posix._exit")
     for n, step in enumerate(steps):
         run = spec["runs"][step["run"]]
-        if step["run"] != pending_run:
-            _flush(pending, outdir, pending_run, resume_at)
-            pending, pending_run = {}, step["run"]
         if step["kind"] == "block" and step["index"] == 0:
             namespace = _fresh_namespace(run["seed"])
         if n in skip:
@@ -697,18 +777,128 @@ def _runner(spec, blob, steps, resume_at, skip, progress_fd, workdir):
         replay = n < resume_at
         if replay and steps[resume_at]["run"] != step["run"]:
             continue
-        progress.write(b"B %d\n" % n)
+        _send(progress_fd, b"B", n)
+        tensors = {}
         if step["kind"] == "block":
-            result = _run_block(run["blocks"][step["index"]], namespace, limits, replay, n, pending, codes)
+            result = _run_block(run["blocks"][step["index"]], namespace, limits, replay, n, tensors, codes, progress_fd)
         else:
-            result = _run_call(run["calls"][step["index"]], namespace, inputs, limits, n, pending, run["seed"])
-        progress.write(b"E %d\n" % n)
-        if not replay:
-            result.update(step=n)
-            record.write(json.dumps(result) + "\n")
-            record.flush()
-    _flush(pending, outdir, pending_run, resume_at)
-    progress.write(b"D 0\n")
+            result = _run_call(run["calls"][step["index"]], namespace, inputs, limits, n, tensors, run["seed"], progress_fd)
+        _send(progress_fd, b"E", n, b"" if replay else _report(result, n, tensors))
+    _send(progress_fd, b"D", 0)
+
+
+# Bound when the probe is imported, before any student code runs: what sends a step's report
+# goes through none of what the student's code can replace (os.write, json.dumps, struct.pack,
+# time.perf_counter; builtins: see the top of the file). The student's code shares this
+# process, so it could still reach into our own objects on purpose (gc, frames, ctypes): what
+# that can and cannot forge is bounded by the worker (_watch), and checked by the trusted side.
+_write, _getpid, _getframe, _os_exit, _perf_counter = os.write, os.getpid, sys._getframe, os._exit, time.perf_counter
+_fstat = os.fstat
+_channel = [None]               # the inode of the runner's channel, as it was given
+CHANNEL_LOST = 101              # a runner's exit code when its channel was closed or replaced under it
+_pack_frame, _pack_len, _pack_u64 = _FRAME.pack, struct.Struct(">I").pack, struct.Struct("<Q").pack
+
+
+def _unencodable(value):
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+try:
+    from _json import encode_basestring_ascii as _ascii, make_encoder as _make_encoder
+    # json.dumps' own C encoder, made once here: json.dumps, JSONEncoder and json.encoder's
+    # module attributes are looked up anew on every call, so the student's code could replace them.
+    _json_chunks = _make_encoder(None, _unencodable, _ascii, None, ":", ",", False, False, True)
+
+    def _dumps(value) -> bytes:
+        return "".join(_json_chunks(value, 0)).encode()
+except ImportError:  # pragma: no cover  (an interpreter without the C accelerator)
+    _json_dumps = json.dumps
+
+    def _dumps(value) -> bytes:
+        return _json_dumps(value, separators=(",", ":")).encode()
+
+
+def _send(fd: int, tag: bytes, step: int, payload: bytes = b"") -> None:
+    """One frame to the worker. A channel the student's code closed or replaced (os.closerange,
+    os.dup2) reaches nobody any more: the runner then ends, in a way the worker can tell."""
+    try:
+        if _fstat(fd).st_ino != _channel[0]:
+            raise OSError
+        data = memoryview(_pack_frame(tag, step, len(payload)) + payload)
+        while data:
+            data = data[_write(fd, data):]
+    except OSError:
+        _os_exit(CHANNEL_LOST)
+
+
+def _report(result: dict, n: int, tensors: dict) -> bytes:
+    """A step's record for the worker: its JSON (4-byte length first), then its tensors. A record
+    the trusted side would refuse anyway (over its size cap) goes without its tensors."""
+    result["step"] = n
+    try:
+        text = _dumps(result)
+    except (TypeError, ValueError, RecursionError, OverflowError):      # not ours to crash on
+        text = _dumps({"kind": result.get("kind"), "status": "error", "step": n,
+                       "note": "the grader could not record what this step produced"})
+    data = _safetensors(tensors) if tensors else b""
+    if len(text) + len(data) > MAX_RESULT_BYTES - 8:
+        data = b""
+    return _pack_len(len(text)) + text + data
+
+
+class _Step:
+    """The step that is running, as the exit hook needs it to report what it produced so far."""
+    __slots__ = ("n", "fd", "result", "tensors", "limits", "block", "namespace", "out", "err", "t0", "case")
+
+    def __init__(self, n, fd, result, tensors, limits, block=None, namespace=None, out=None, err=None, t0=0.0):
+        self.n, self.fd, self.result, self.tensors, self.limits = n, fd, result, tensors, limits
+        self.block, self.namespace, self.out, self.err, self.t0, self.case = block, namespace, out, err, t0, None
+
+
+_now: _Step | None = None       # set while a step that reports runs (not while one is replayed)
+_pid = [None]                   # the runner's pid: its forks inherit the hook, and report nothing
+
+
+def _exit_hook(how: str):
+    """What os._exit (and posix._exit) become in a runner: report the step that runs, with what it
+    produced until now (a block's captures as they stand, a function item's finished cases) and
+    where the exit was called, then exit as asked. Only the runner itself reports, once."""
+    _pid[0] = _getpid()
+
+    def _exit(*args, **kwargs):
+        code = args[0] if len(args) == 1 and not kwargs else kwargs.get("status") if not args and len(kwargs) == 1 else None
+        if type(code) in (int, bool) and -2**31 <= code < 2**31:     # otherwise _exit raises, and nothing ends
+            try:
+                _report_exit(how, int(code), _getframe(1))
+            except BaseException:
+                pass
+        _os_exit(*args, **kwargs)
+
+    _exit.__name__ = _exit.__qualname__ = "_exit"
+    return _exit
+
+
+def _report_exit(how: str, code: int, frame) -> None:
+    global _now
+    step, _now = _now, None
+    if step is None or _getpid() != _pid[0]:
+        return
+    cell = line = None
+    while frame is not None:                    # the innermost of the student's own frames
+        name = frame.f_code.co_filename
+        if name.startswith("<cell ") and name[6:-1].isdigit():
+            cell, line = int(name[6:-1]), frame.f_lineno
+            break
+        frame = frame.f_back
+    result = step.result
+    result["exit"] = {"how": how, "code": code, "cell": cell, "line": line}
+    if step.block is not None:
+        result.update(status="exit", note=f"{how}({code}) was called", seconds=_perf_counter() - step.t0,
+                      captures=_capture(step.block, step.namespace, step.n, step.tensors, step.limits),
+                      stdout=step.out.value(), stderr=step.err.value(), dropped=step.out.dropped + step.err.dropped)
+    elif step.case is not None:                 # the case that was running never returned
+        result["cases"] = [c for c in result["cases"] if c is not step.case]
+    _send(step.fd, b"X", step.n, _report(result, step.n, step.tensors))
 
 
 def _set_limits(limits: dict, n_steps: int) -> None:
@@ -728,10 +918,10 @@ def _set_limits(limits: dict, n_steps: int) -> None:
 
 
 def _fresh_namespace(seed: int) -> dict:
-    random.seed(seed)
-    torch.default_generator.manual_seed(seed)     # the CPU generator is all there is here; manual_seed costs 0.1 ms
-    if numpy is not None:
-        numpy.random.seed(seed % 2**32)
+    _seed_random(seed)
+    _seed_torch(seed)       # the CPU generator is all there is here; torch.manual_seed costs 0.1 ms
+    if _seed_numpy is not None:
+        _seed_numpy(seed % 2**32)
     import builtins
     # Jupyter gives every notebook `display`; notebooks call it without importing it.
     return {"__name__": "__main__", "__builtins__": builtins, "display": _display}
@@ -742,10 +932,8 @@ def _display(*objs, **kwargs):
         print(repr(o))
 
 
-def _flush(tensors: dict, outdir: str, run, resume_at: int) -> None:
-    if tensors:
-        with open(os.path.join(outdir, f"values-{run}-{resume_at:04d}.safetensors"), "wb") as f:
-            f.write(_safetensors(tensors))
+_seed_random, _seed_torch = random.seed, torch.default_generator.manual_seed
+_seed_numpy = numpy.random.seed if numpy is not None else None
 
 
 def _safetensors(tensors: dict) -> bytes:
@@ -759,9 +947,9 @@ def _safetensors(tensors: dict) -> bytes:
         header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(data)]}
         chunks.append(data)
         offset += len(data)
-    text = json.dumps(header, separators=(",", ":")).encode()
+    text = _dumps(header)
     text += b" " * (-len(text) % 8)
-    return b"".join([struct.pack("<Q", len(text)), text] + chunks)
+    return b"".join([_pack_u64(len(text)), text] + chunks)
 
 
 def _compiled(source: str, filename: str, codes: dict):
@@ -771,38 +959,60 @@ def _compiled(source: str, filename: str, codes: dict):
     return code
 
 
-def _run_block(block, namespace, limits, replay, n, tensors, codes) -> dict:
+def _run_block(block, namespace, limits, replay, n, tensors, codes, fd=-1) -> dict:
+    global _now
     filename = f"<cell {block['cell']}>"
     linecache.cache[filename] = (len(block["source"]), None, block["source"].splitlines(True), filename)
     out = _CappedText(limits["output_kb"] * 1024)
     err = _CappedText(limits["output_kb"] * 1024)
     result = {"kind": "block", "key": block["key"], "status": "ok"}
-    t0 = time.perf_counter()
+    t0 = _perf_counter()
+    if not replay:
+        _now = _Step(n, fd, result, tensors, limits, block, namespace, out, err, t0)
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = (io.StringIO(), io.StringIO()) if replay else (out, err)
     try:
         exec(_compiled(block["source"], filename, codes), namespace)
     except SystemExit as e:
-        result.update(status="exit", note=f"sys.exit({e.code!r}) was called")
+        result.update(status="exit", note=_exit_note(e))
     except BaseException as e:  # the student's exception, whatever it is, is a result
         result.update(status="limit" if _is_memory_error(e) else "error", error=_error_info(e))
     finally:
         sys.stdout, sys.stderr = saved
-    result.update(seconds=time.perf_counter() - t0)
-    meta = {}
-    for name in block.get("capture", []):
-        meta[name] = _encode(namespace[name], f"{n}:{name}", tensors, limits) if name in namespace else {"kind": "absent"}
-    result["captures"] = meta
+        _now = None
+    result.update(seconds=_perf_counter() - t0)
     if not replay:
-        result.update(stdout=out.value(), stderr=err.value(), dropped=out.dropped + err.dropped)
+        result.update(captures=_capture(block, namespace, n, tensors, limits),
+                      stdout=out.value(), stderr=err.value(), dropped=out.dropped + err.dropped)
     return result
 
 
-def _run_call(call, namespace, inputs, limits, n, tensors, seed) -> dict:
+def _capture(block, namespace, n, tensors, limits) -> dict:
+    meta = {}
+    for name in block.get("capture", []):
+        meta[name] = _encode(namespace[name], f"{n}:{name}", tensors, limits) if name in namespace else {"kind": "absent"}
+    return meta
+
+
+def _exit_note(e: SystemExit) -> str:
+    """sys.exit(...) in a cell ends that cell only, as in a notebook; where it was called."""
+    try:
+        note = f"sys.exit({e.code!r}) was called"[:200]
+        frames = _cell_frames(e.__traceback__)
+        if frames:
+            note += f" in cell {frames[-1].filename[6:-1]}, line {frames[-1].lineno}"
+        return note
+    except BaseException:
+        return "sys.exit() was called"
+
+
+def _run_call(call, namespace, inputs, limits, n, tensors, seed, fd=-1) -> dict:
+    global _now
     result = {"kind": "call", "item": call["item"], "cases": []}
     fn = namespace.get(call["name"]) if namespace is not None else None
-    torch.default_generator.manual_seed(seed)    # once per item: torch.manual_seed costs ~0.1 ms a call
+    _seed_torch(seed)    # once per item: torch.manual_seed costs ~0.1 ms a call
     out, err = _CappedText(4096), _CappedText(4096)
+    _now = step = _Step(n, fd, result, tensors, limits)
     for case in call["cases"]:
         entry = {"id": case["id"], "status": "ok"}
         result["cases"].append(entry)
@@ -816,24 +1026,27 @@ def _run_call(call, namespace, inputs, limits, n, tensors, seed) -> dict:
         err.reset()
         saved = sys.stdout, sys.stderr
         sys.stdout, sys.stderr = out, err
-        t0 = time.perf_counter()
+        step.case = entry
+        t0 = _perf_counter()
         try:
             value = fn(*args, **kwargs)
         except SystemExit as e:
-            entry.update(status="error", error={"type": "SystemExit", "message": f"sys.exit({e.code!r}) was called",
+            entry.update(status="error", error={"type": "SystemExit", "message": _exit_note(e),
                                                 "traceback": "", "cell": None, "line": None})
             continue
         except BaseException as e:
             entry.update(status="limit" if _is_memory_error(e) else "error", error=_error_info(e))
             continue
         finally:
+            step.case = None
             sys.stdout, sys.stderr = saved
-            entry["seconds"] = time.perf_counter() - t0
+            entry["seconds"] = _perf_counter() - t0
             if out.size:
                 entry["stdout"] = out.value()
         if isinstance(value, NotImplementedError):
             value = None
         entry["value"] = _encode(value, f"{n}:{call['item']}/{case['id']}", tensors, limits)
+    _now = None
     return result
 
 
@@ -842,7 +1055,16 @@ def _is_memory_error(e: BaseException) -> bool:
 
 
 def _error_info(e: BaseException) -> dict:
-    """The traceback trimmed to the student's own cells, with cell and line numbers."""
+    """The traceback trimmed to the student's own cells, with cell and line numbers; an exception
+    that cannot be described (its __str__ raises, traceback was replaced) is still a result."""
+    try:
+        return _describe_error(e)
+    except BaseException:
+        return {"type": type(e).__name__, "message": "(the error could not be described)", "cell": None,
+                "line": None, "traceback": ""}
+
+
+def _describe_error(e: BaseException) -> dict:
     info = {"type": type(e).__name__, "message": str(e)[:2000], "cell": None, "line": None}
     if isinstance(e, SyntaxError):
         cell = (e.filename or "").removeprefix("<cell ").removesuffix(">")
@@ -874,7 +1096,7 @@ def _encode(value, key: str, tensors: dict, limits: dict, depth: int = 0) -> dic
     """Turn a student's value into plain data: exactly torch.Tensor (checked before anything is
     copied), Python numbers, None and shallow tuples/lists. Everything else is refused by name."""
     kind = type(value)
-    if kind is torch.Tensor:
+    if kind is _T:
         return _encode_tensor(value, key, tensors, limits)
     if kind in (bool, int, float):
         if kind is int and abs(value) > 2**62:
@@ -882,15 +1104,24 @@ def _encode(value, key: str, tensors: dict, limits: dict, depth: int = 0) -> dic
         return {"kind": "bool" if kind is bool else "number", "value": value}
     if value is None:
         return {"kind": "none"}
-    if kind in (tuple, list) and depth == 0 and len(value) <= 16:
+    if kind in (tuple, list) and depth == 0 and (len(value) <= MAX_TUPLE or _numbers(value, limits["max_elements"])):
+        # A list of plain numbers may be long (nms returning a list of indices): the trusted side
+        # grades it as a near miss of a tensor, so it must arrive whole.
         return {"kind": "tuple", "type": kind.__name__,
                 "items": [_encode(v, f"{key}/{i}", tensors, limits, 1) for i, v in enumerate(value)]}
-    if isinstance(value, torch.Tensor):
+    if isinstance(value, _T):
         return {"kind": "refused", "type": _typename(value),
                 "reason": "a subclass of torch.Tensor is not accepted; return a plain torch.Tensor"}
-    if numpy is not None and kind is numpy.ndarray:
+    if kind is _ndarray:
         return {"kind": "refused", "type": "numpy.ndarray", "reason": "a numpy array, not a torch.Tensor"}
     return {"kind": "refused", "type": _typename(value), "reason": "not a tensor or a number"}
+
+
+MAX_TUPLE = 16
+
+
+def _numbers(value, cap: int) -> bool:
+    return len(value) <= cap and all(type(v) in (bool, int, float) for v in value)
 
 
 def _typename(value) -> str:
@@ -899,33 +1130,39 @@ def _typename(value) -> str:
 
 
 def _encode_tensor(t, key, tensors, limits) -> dict:
-    # Read metadata through torch.Tensor's own descriptors: exact type already checked above.
-    if t.is_sparse or t.layout != torch.strided:
-        return {"kind": "refused", "type": "torch.Tensor", "reason": f"a {t.layout} tensor; a dense tensor is expected"}
-    if t.device.type != "cpu":
-        return {"kind": "refused", "type": "torch.Tensor", "reason": f"on device {t.device.type}; move it to the CPU"}
-    numel = t.numel()
+    # Read through torch.Tensor's own descriptors, bound below: exact type already checked above.
+    if _is_sparse(t) or _layout(t) != _strided:
+        return {"kind": "refused", "type": "torch.Tensor", "reason": f"a {_layout(t)} tensor; a dense tensor is expected"}
+    if _device(t).type != "cpu":
+        return {"kind": "refused", "type": "torch.Tensor", "reason": f"on device {_device(t).type}; move it to the CPU"}
+    numel = _numel(t)
     if numel > limits["max_elements"]:
         return {"kind": "refused", "type": "torch.Tensor",
-                "reason": f"{numel} elements (shape {tuple(t.shape)}); the limit is {limits['max_elements']}"}
-    if t.dtype not in _DTYPES:
-        return {"kind": "refused", "type": "torch.Tensor", "reason": f"dtype {t.dtype} is not supported"}
-    plain = t.detach()
-    if plain.is_conj() or plain.is_neg():
-        plain = plain.resolve_conj().resolve_neg()
+                "reason": f"{numel} elements (shape {tuple(_size(t))}); the limit is {limits['max_elements']}"}
+    if _dtype(t) not in _DTYPES:
+        return {"kind": "refused", "type": "torch.Tensor", "reason": f"dtype {_dtype(t)} is not supported"}
+    plain = _detach(t)
+    if _is_conj(plain) or _is_neg(plain):
+        plain = _resolve_neg(_resolve_conj(plain))
     tag = _DTYPES.get(_dtype(plain))
     if tag is None or not _within_storage(plain):     # only a tensor someone tampered with
         return {"kind": "refused", "type": "torch.Tensor", "reason": "its shape or dtype does not match its storage"}
     tensors[key] = (tag, list(_size(plain)), _snapshot(plain))
-    return {"kind": "tensor", "key": key, "requires_grad": bool(t.requires_grad)}
+    return {"kind": "tensor", "key": key, "requires_grad": bool(_requires_grad(t))}
 
 
-# Bound at import: what decides how much raw memory is read must not go through anything the
-# student's code can replace (torch.Tensor.size = ...) before we read it.
+# Bound at import: what decides how much raw memory is read, and what is read, must not go through
+# anything the student's code can replace (torch.Tensor.size = ..., torch.Tensor.detach = ...).
 _T = torch.Tensor
 _contiguous, _data_ptr, _numel, _element_size = _T.contiguous, _T.data_ptr, _T.numel, _T.element_size
 _size, _stride, _storage_offset, _untyped_storage = _T.size, _T.stride, _T.storage_offset, _T.untyped_storage
 _storage_nbytes, _dtype, _string_at = torch.UntypedStorage.nbytes, _T.dtype.__get__, ctypes.string_at
+_is_sparse, _layout, _device, _requires_grad = (_T.is_sparse.__get__, _T.layout.__get__, _T.device.__get__,
+                                                _T.requires_grad.__get__)
+_detach, _is_conj, _is_neg, _resolve_conj, _resolve_neg, _clone = (_T.detach, _T.is_conj, _T.is_neg, _T.resolve_conj,
+                                                                   _T.resolve_neg, _T.clone)
+_strided, _ndarray = torch.strided, numpy.ndarray if numpy is not None else None
+_load_safetensors = st.load
 
 
 def _within_storage(t) -> bool:
@@ -959,12 +1196,15 @@ class _Inputs:
     def __init__(self, blob: bytes):
         self.blob, self.tensors = blob, (_CALLS["tensors"] if blob is _CALLS["blob"] and blob else None)
 
+    def load(self) -> None:
+        if self.tensors is None:
+            self.tensors = _load_safetensors(self.blob) if self.blob else {}
+
     def decode(self, arg):
         t = arg["t"]
         if t == "tensor":
-            if self.tensors is None:
-                self.tensors = st.load(self.blob) if self.blob else {}
-            return self.tensors[arg["key"]].clone()
+            self.load()
+            return _clone(self.tensors[arg["key"]])
         if t in ("num", "bool"):
             return arg["v"]
         if t == "none":

@@ -7,6 +7,11 @@ public=False (a hidden seed): random cases from torch.Generator(seed), with a fe
 Every case avoids what the reference semantics leave open (README.md): no fully masked query
 rows, no score ties in NMS, dyadic thresholds where an IoU equals the threshold, no pair of
 zero-area boxes in IoU, |dw|, |dh| < log(1000/16), power-of-two scales in roi_pool.
+
+Every case also passes exactly what the starter documents, and nothing else: the argument kinds
+are declared once, in the rubric's `[items.signature]` tables, and `grade.py validate` checks every
+case of every seed against them (an `int` output_size where the starter says `(h, w)` cost students
+who unpacked it, as documented, half of roi_pool).
 """
 from __future__ import annotations
 
@@ -106,11 +111,20 @@ def scaled_dot_product_attention(seed: int, public: bool) -> list[dict]:
                            "4-d input (2, 3, 4, 8), one (4, 4) mask broadcast over batch and heads",
                            torch.randn(2, 3, 4, 8, generator=g), torch.randn(2, 3, 4, 8, generator=g),
                            torch.randn(2, 3, 4, 8, generator=g), _random_mask(g, (4, 4))))
-        big = torch.randint(-10, 11, (3, 4), generator=g).float()
-        cases.append(_case("large-scores", "得分很大（约 ±200）：不减去行最大值的 softmax 会溢出成 NaN",
-                           "large scores (about ±200): a softmax without subtracting the row max overflows to NaN",
+        big = 4 * torch.randint(-10, 11, (3, 4), generator=g).float()   # integer scores from -520 to 300
+        cases.append(_case("large-scores", "得分很大（-520 到 300，整数）：不减去行最大值时 exp(300) 上溢为 inf，inf / inf 得 NaN",
+                           "large scores (-520 to 300, integers): without subtracting the row max, exp(300) overflows to inf and inf / inf is NaN",
                            big, 10 * torch.randint(-1, 2, (4, 4), generator=g).float(),
                            torch.randn(4, 2, generator=g), None))
+        cases.append(_case("softmax-overflow-underflow",
+                           "数值稳定性：第 0 行得分 (300, 295, 0, 240)，exp 上溢；第 1 行得分全都很小 (-150, -155, -150, -120)，"
+                           "exp 全部下溢为 0，0 / 0 得 NaN。应先减去每行最大值（或用 torch.softmax）",
+                           "numerical stability: row 0 has scores (300, 295, 0, 240), where exp overflows; row 1's are all very "
+                           "negative (-150, -155, -150, -120), where every exp underflows to 0 and 0 / 0 is NaN. Subtract "
+                           "each row's max first (or use torch.softmax)",
+                           _t([[10, 10, 10, 10], [-10, -10, -10, 10], [0, 6, 0, 0]]),
+                           _t([[15, 15, 15, 15], [15, 15, 15, 14], [15, -15, 15, -15], [12, 12, 12, 12]]),
+                           _t([[1, 0], [0, 1], [2, 2], [-1, 3]]), None))
         cases.append(_case("one-key", "只有一个键：权重全为 1，输出就是 V",
                            "a single key: every weight is 1 and the output is V",
                            torch.randn(3, 4, generator=g), torch.randn(1, 4, generator=g),
@@ -121,7 +135,37 @@ def scaled_dot_product_attention(seed: int, public: bool) -> list[dict]:
                            torch.randn(1, 8, generator=g), torch.randn(4, 8, generator=g),
                            torch.randn(4, 2, generator=g), _random_mask(g, (1, 4))))
         cases += [_random_sdpa(g, f"random-{i}") for i in range(1, HIDDEN_RANDOM + 1)]
+        cases.append(_large_scores_sdpa(g, "large-scores"))
     return cases
+
+
+def _stability_factor(largest: float) -> int:
+    """The integer f that brings the largest score to about 250-480 once Q and K (or X) are scaled by
+    f, i.e. the scores by f**2: far past float32's exp overflow (about 88.7)."""
+    return math.ceil(math.sqrt(250 / largest))
+
+
+def _large_scores_sdpa(g, id: str) -> dict:
+    """Integer Q and K scaled so that the largest score is 250 or more (and positive, so its row
+    overflows in a softmax that does not subtract the row max). d is 4 or 16, so 1/sqrt(d) is a power
+    of two and every score is exact whatever order a student computes it in."""
+    while True:
+        n_q, n_k = _randint(g, 2, 5), _randint(g, 2, 6)
+        d = _choice(g, [4, 16])
+        Q = torch.randint(-3, 4, (n_q, d), generator=g).float()
+        K = torch.randint(-3, 4, (n_k, d), generator=g).float()
+        raw = Q @ K.T / math.sqrt(d)
+        if float(raw.abs().max()) > 0:
+            break
+    if float(raw.max()) < float(-raw.min()):
+        Q, raw = -Q, -raw
+    f = _stability_factor(float(raw.max()))
+    V = torch.randn(n_k, _choice(g, [2, 3, d]), generator=g)
+    top = float(raw.max()) * f * f
+    about = f"n_q={n_q}, n_k={n_k}, d={d}, largest score {top:g}"
+    return _case(id, "数值稳定性（随机）：" + about + "；不减去行最大值的 softmax 会溢出",
+                 "numerical stability (random): " + about + "; a softmax that does not subtract the row max overflows",
+                 Q * f, K * f, V, None)
 
 
 def causal_mask(seed: int, public: bool) -> list[dict]:
@@ -173,9 +217,38 @@ def multi_head_attention(seed: int, public: bool) -> list[dict]:
                            "one token, causal: every head's weight is 1",
                            torch.randn(1, 6, generator=g), *_mha_weights(g, 6), 3, causal=True))
         cases += [_random_mha(g, f"random-{i}") for i in range(1, 3)]
+        cases.append(_large_scores_mha(g, "large-scores", causal=False))
     else:
         cases += [_random_mha(g, f"random-{i}") for i in range(1, HIDDEN_RANDOM + 1)]
+        cases.append(_large_scores_mha(g, "large-scores", causal=bool(_randint(g, 0, 1))))
     return cases
+
+
+def _large_scores_mha(g, id: str, causal: bool) -> dict:
+    """Integer X and weights, X scaled so that some head's largest (unmasked) score is 250 or more
+    and positive: a per-head softmax that does not subtract the row max overflows. d_head is 4 or
+    16, so every score is exact."""
+    while True:
+        d_model, num_heads = _choice(g, [(8, 2), (16, 4), (16, 1)])
+        n = _randint(g, 2, 6)
+        X = torch.randint(-2, 3, (n, d_model), generator=g).float()
+        W = [torch.randint(-1, 2, (d_model, d_model), generator=g).float() for _ in range(4)]
+        d_head = d_model // num_heads
+        Q = (X @ W[0]).reshape(n, num_heads, d_head).transpose(0, 1)
+        K = (X @ W[1]).reshape(n, num_heads, d_head).transpose(0, 1)
+        raw = Q @ K.transpose(-2, -1) / math.sqrt(d_head)
+        if causal:
+            raw = raw[:, _attention.causal_mask(n)]
+        if float(raw.abs().max()) > 0:
+            break
+    if float(raw.max()) < float(-raw.min()):
+        W[0], raw = -W[0], -raw
+    f = _stability_factor(float(raw.max()))
+    top = float(raw.max()) * f * f
+    about = f"n={n}, d_model={d_model}, num_heads={num_heads}, causal={causal}, largest score {top:g}"
+    return _case(id, "数值稳定性：" + about + "；每个头的 softmax 都应先减去行最大值",
+                 "numerical stability: " + about + "; each head's softmax must subtract the row max",
+                 X * f, *W, num_heads, causal=causal)
 
 
 # --- boxes -------------------------------------------------------------------------------------
@@ -391,7 +464,9 @@ def _random_roi_case(g, id: str) -> dict:
     H, W = _randint(g, 3, 8), _randint(g, 3, 8)
     k = _randint(g, 1, 4)
     scale = _choice(g, _SCALES)
-    size = _choice(g, [(2, 2), (2, 3), (3, 2), (1, 1), 2, 3])
+    # (2, 2) and (3, 3) stand where the ints 2 and 3 once did (the starter documents a tuple); the
+    # list keeps its length, so every draw from the generator, and so every case, is as before.
+    size = _choice(g, [(2, 2), (2, 3), (3, 2), (1, 1), (2, 2), (3, 3)])
     features = torch.randn(B, C, H, W, generator=g)
     about = f"B={B}, C={C}, H={H}, W={W}, K={k}, output_size={size}, spatial_scale={scale:g}"
     return _case(id, "随机：" + about, "random: " + about, features, _random_rois(g, k, B, H, W, scale), size, scale)
@@ -433,9 +508,9 @@ def roi_pool(seed: int, public: bool) -> list[dict]:
         cases.append(_case("malformed-roi", "x2 < x1 的畸形 RoI：大小按 1 个单元处理",
                            "a malformed RoI with x2 < x1: treated as one cell wide",
                            fmap(1, 1, 4, 4), _t([[0, 3, 0, 1, 3]]), (2, 2), 1.0))
-        cases.append(_case("int-output-size", "output_size 为整数 3：即 (3, 3)；bin 可以共享行列",
-                           "output_size is the int 3, meaning (3, 3); neighbouring bins may share a row",
-                           fmap(1, 1, 5, 5), _t([[0, 0, 0, 3, 3]]), 3, 1.0))
+        cases.append(_case("output-3x3-shared-rows", "output_size = (3, 3)，RoI 为 4x4 个格子：bin 大小 4/3，相邻的 bin 共享行和列",
+                           "output_size = (3, 3) over a 4x4-cell RoI: bins are 4/3 cells, so neighbouring bins share a row and a column",
+                           fmap(1, 1, 5, 5), _t([[0, 0, 0, 3, 3]]), (3, 3), 1.0))
         cases.append(_case("empty-rois", "没有 RoI：输出形状 (0, C, h, w)", "no RoIs: output shape (0, C, h, w)",
                            fmap(1, 3, 4, 4), torch.zeros(0, 5), (2, 2), 0.5))
         cases += [_random_roi_case(g, f"random-{i}") for i in range(1, 4)]

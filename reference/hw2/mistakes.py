@@ -77,7 +77,16 @@ def output_score_times_v(inputs):       # softmax skipped: the raw scores weight
 
 # --- Part B: scaled_dot_product_attention --------------------------------------------------------
 
-def _sdpa(Q, K, V, mask, *, scale, fill=NEG_INF, invert=False, after=False, dim=-1, add=False):
+def softmax_unstable(scores, dim=-1):
+    """The textbook formula as written, exp(s) / sum(exp(s)), without subtracting the row max: in
+    float32 exp overflows to inf above about 88.7 (inf / inf = NaN) and a row whose scores are all
+    below about -104 underflows to 0 / 0 = NaN. The order of operations is the one students write,
+    so the NaN and 0 land where theirs do."""
+    e = torch.exp(scores)
+    return e / e.sum(dim=dim, keepdim=True)
+
+
+def _sdpa(Q, K, V, mask, *, scale, fill=NEG_INF, invert=False, after=False, dim=-1, add=False, unstable=False):
     """The reference with one knob turned; each public mistake below turns exactly one."""
     scores = Q @ K.transpose(-2, -1) * scale
     if mask is not None and add:
@@ -85,7 +94,7 @@ def _sdpa(Q, K, V, mask, *, scale, fill=NEG_INF, invert=False, after=False, dim=
     elif mask is not None and not after:
         allowed = ~mask if invert else mask
         scores = torch.where(allowed, scores, torch.tensor(fill, dtype=scores.dtype))
-    weights = torch.softmax(scores, dim=dim)
+    weights = softmax_unstable(scores, dim) if unstable else torch.softmax(scores, dim=dim)
     if mask is not None and after:
         weights = torch.where(mask, weights, torch.zeros((), dtype=weights.dtype))
     return weights @ V, weights
@@ -119,6 +128,10 @@ def sdpa_mask_added_as_float(Q, K, V, mask=None):  # mask.float() added to the s
     return _sdpa(Q, K, V, mask, scale=1 / math.sqrt(Q.shape[-1]), add=True)
 
 
+def sdpa_unstable_softmax(Q, K, V, mask=None):     # e = exp(scores); e / e.sum(-1): NaN on large scores
+    return _sdpa(Q, K, V, mask, scale=1 / math.sqrt(Q.shape[-1]), unstable=True)
+
+
 # --- Part B: causal_mask -------------------------------------------------------------------------
 
 def causal_no_diagonal(n):
@@ -136,7 +149,7 @@ def causal_float(n):                    # right pattern, wrong type: a float mas
 # --- Part B: multi_head_attention ----------------------------------------------------------------
 
 def _mha(X, W_Q, W_K, W_V, W_O, num_heads, causal, *, scale_dim=None, interleave=False,
-         project=True, average=False, transpose_w=False):
+         project=True, average=False, transpose_w=False, unstable=False):
     if transpose_w:
         W_Q, W_K, W_V, W_O = W_Q.T, W_K.T, W_V.T, W_O.T
     n, d_model = X.shape
@@ -151,7 +164,7 @@ def _mha(X, W_Q, W_K, W_V, W_O, num_heads, causal, *, scale_dim=None, interleave
     scores = Q @ K.transpose(-2, -1) / math.sqrt(scale_dim or d_head)
     if causal:
         scores = scores.masked_fill(~causal_mask(n), NEG_INF)
-    weights = torch.softmax(scores, dim=-1)
+    weights = softmax_unstable(scores) if unstable else torch.softmax(scores, dim=-1)
     heads = weights @ V
     if interleave:
         concat = heads.permute(1, 2, 0).reshape(n, d_model)
@@ -183,6 +196,10 @@ def mha_weight_transposed(X, W_Q, W_K, W_V, W_O, num_heads, causal=False):
 
 def mha_causal_ignored(X, W_Q, W_K, W_V, W_O, num_heads, causal=False):
     return _mha(X, W_Q, W_K, W_V, W_O, num_heads, False)
+
+
+def mha_unstable_softmax(X, W_Q, W_K, W_V, W_O, num_heads, causal=False):   # per head, exp without the row max
+    return _mha(X, W_Q, W_K, W_V, W_O, num_heads, causal, unstable=True)
 
 
 # --- Part C: box_iou -----------------------------------------------------------------------------
