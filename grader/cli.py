@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "release":
             return cmd_release(args)
         if args.command == "review":
-            from .gradebook import review
+            from .review import review
             print(review(args.out, csv_path=args.csv, student=args.student, item=args.item, points=args.points,
                          comment=args.comment))
             return 0

@@ -1,6 +1,6 @@
 """`batch --dask tcp://host:8786`: the same grading on a Dask distributed cluster.
 
-Each Dask worker thread keeps its own warm Grader (`batch.cached_grader`: one sandbox worker per
+Each Dask worker thread keeps its own warm Grader (`executors.cached_grader`: one sandbox worker per
 thread, slots claimed per machine), so a worker grades many submissions for one sandbox start.
 Workers only compute: a `Graded` (result JSON, the student's own code, the feedback page as bytes)
 travels back, and the coordinator alone writes the gradebook and the output folder. Submission
@@ -8,11 +8,13 @@ paths must be readable by the workers at the same path: a shared filesystem, as 
 """
 from __future__ import annotations
 
-from .batch import Config, Graded, Task, close_graders, grade_cached
+from .executors import Config, Graded, Task, close_graders, grade_cached
 
 
-def run_dask(tasks: list[Task], cfg: Config, address: str):
-    """Yield Graded as they finish on the cluster at `address` (or a Client/LocalCluster object)."""
+def run_dask(tasks: list[Task], cfg: Config, jobs: int = 0, *, address):
+    """Yield Graded as they finish on the cluster at `address` (or a Client/LocalCluster object);
+    an `executors.Executor` once the address is bound. `jobs` is the cluster's business (its
+    workers' threads), not ours."""
     from distributed import Client, as_completed
     if not tasks:
         return

@@ -4,12 +4,13 @@ pays for it once, not per submission.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Protocol
 
 import torch
 
@@ -30,7 +31,24 @@ class Case:
     kwargs: dict
 
 
+class ReferenceSource(Protocol):
+    """What scoring asks of the ground truth: the instructor's `Reference` (the reference package's
+    code), or a student's `pack.PackedReference` (the public seed's values only; its `resolve`
+    raises LookupError, so diagnoses that recompute from the student's values are skipped)."""
+    rubric: Rubric
+
+    def resolve(self, dotted: str, item: Item | None = None, field: str = "") -> Callable: ...
+    def script_inputs(self, seed: int) -> dict: ...
+    def script_expected(self, seed: int) -> dict: ...
+    def script_mistake(self, item: Item, mistake_id: str, seed: int): ...
+    def cases(self, item: Item) -> tuple[Case, ...]: ...
+    def expected(self, item: Item, case: Case): ...
+    def mistake(self, item: Item, mistake_id: str, case: Case): ...
+
+
 class Reference:
+    """The reference package's code: a `ReferenceSource` that computes every value, once."""
+
     def __init__(self, rubric: Rubric):
         self.rubric = rubric
         self.package = _import_package(rubric.reference)
@@ -147,8 +165,9 @@ def _case(raw, item: Item, label: str, seed: int, public: bool, i: int, rubric: 
 @lru_cache(maxsize=None)
 def _import_package(path: Path):
     """Import the reference package from its folder under a private name, so it never collides
-    with (or is shadowed by) anything called `reference` on sys.path."""
-    name = "_grader_reference_" + "_".join(path.parts[-2:]).replace("-", "_")
+    with (or is shadowed by) anything called `reference` on sys.path. The name comes from the whole
+    path: two courses' `…/reference/hw2` folders are two packages, not one imported twice."""
+    name = "_grader_reference_" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
     spec = importlib.util.spec_from_file_location(name, path / "__init__.py", submodule_search_locations=[str(path)])
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module

@@ -16,7 +16,7 @@ from .model import Cell, Submission, Text
 
 SUFFIXES = (".ipynb", ".py", ".md")
 MAX_BYTES = 64 * 1024 * 1024
-_IGNORED = re.compile(r"^(\.|__pycache__$|__MACOSX$|.*\.(json|html|csv|xml|txt|log)$)")
+IGNORED = re.compile(r"^(\.|__pycache__$|__MACOSX$|.*\.(json|html|csv|xml|txt|log)$)")
 
 
 def find_submission_file(path: Path) -> Path:
@@ -26,7 +26,7 @@ def find_submission_file(path: Path) -> Path:
     if not path.is_dir():
         raise SubmissionError(path, "does not exist", "文件不存在")
     candidates = sorted(p for p in path.iterdir()
-                        if p.is_file() and p.suffix.lower() in SUFFIXES and not _IGNORED.match(p.name))
+                        if p.is_file() and p.suffix.lower() in SUFFIXES and not IGNORED.match(p.name))
     if not candidates:
         others = ", ".join(sorted(p.name for p in path.iterdir())[:5]) or "nothing"
         raise SubmissionError(path, f"holds no .ipynb, .py or .md file (found: {others})",

@@ -194,11 +194,11 @@ def _without(schema: dict, *keys: str) -> dict:
 
 
 # The pack rubric's schema: the full rubric's, minus what a pack must not (and does not) carry.
-_P_TOP = _without(_rubric._TOP, "tolerance")
-_P_ASSIGNMENT = _without(_rubric._ASSIGNMENT, "reference", "starter", "hidden_seeds")
-_P_SCRIPT = _without(_rubric._SCRIPT, "inputs", "expected")
-_P_ITEM = _without(_rubric._ITEM, "reference", "cases", "follows", "concepts")
-_P_MISTAKE = _without(_rubric._MISTAKE, "function")
+_P_TOP = _without(_rubric.TOP_KEYS, "tolerance")
+_P_ASSIGNMENT = _without(_rubric.ASSIGNMENT_KEYS, "reference", "starter", "hidden_seeds")
+_P_SCRIPT = _without(_rubric.SCRIPT_KEYS, "inputs", "expected")
+_P_ITEM = _without(_rubric.ITEM_KEYS, "reference", "cases", "follows", "concepts")
+_P_MISTAKE = _without(_rubric.MISTAKE_KEYS, "function")
 
 
 def load_pack_rubric(path: str | Path) -> Rubric:
@@ -213,33 +213,33 @@ def load_pack_rubric(path: str | Path) -> Rubric:
                         "`grade.py pack` writes them")
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise RubricError(path, "", "", f"is not valid TOML: {e}")
-    top = _rubric._check(data, _P_TOP, "top level", path)
-    a = _rubric._check(top["assignment"], _P_ASSIGNMENT, "[assignment]", path)
-    parts = tuple(_rubric.Part(**_rubric._check(p, _rubric._PART, f"parts[{i}]", path))
+    top = _rubric.check_table(data, _P_TOP, "top level", path)
+    a = _rubric.check_table(top["assignment"], _P_ASSIGNMENT, "[assignment]", path)
+    parts = tuple(_rubric.Part(**_rubric.check_table(p, _rubric.PART_KEYS, f"parts[{i}]", path))
                   for i, p in enumerate(top["parts"]))
     script = None
     if top["script"] is not None:
-        s = _rubric._check(top["script"], _P_SCRIPT, "[script]", path)
+        s = _rubric.check_table(top["script"], _P_SCRIPT, "[script]", path)
         script = _rubric.Script(inputs=PACKED, expected=PACKED, capture=tuple(s["capture"]),
                                 changed_inputs_credit=float(s["changed_inputs_credit"]),
                                 locked_inputs=tuple(s["locked_inputs"]),
                                 follow_through_credit=float(s["follow_through_credit"]))
     items = []
     for i, raw_item in enumerate(top["items"]):
-        _rubric._check(raw_item, _P_ITEM, f"items[{i}]", path)
+        _rubric.check_table(raw_item, _P_ITEM, f"items[{i}]", path)
         for j, m in enumerate(raw_item.get("mistakes", [])):
-            _rubric._check(m, _P_MISTAKE, f"items[{i}].mistakes[{j}]", path)
+            _rubric.check_table(m, _P_MISTAKE, f"items[{i}].mistakes[{j}]", path)
         # The full item parser does the type and range checks; the code names it requires are
         # placeholders, never resolved (PackedReference answers by item id).
         full = dict(raw_item, mistakes=[dict(m, function=PACKED) for m in raw_item.get("mistakes", [])])
         if full.get("kind") == "function":
             full.update(reference=PACKED, cases=PACKED)
-        items.append(_rubric._item(full, i, _rubric.Tolerance(), parts, path))
+        items.append(_rubric.parse_item(full, i, _rubric.Tolerance(), parts, path))
     return Rubric(path=path.resolve(), sha256=hashlib.sha256(raw).hexdigest(), id=a["id"], title=a["title"],
                   reference=path.resolve().parent, starter=(), lang=a["lang"], public_seed=a["public_seed"],
-                  hidden_seeds=(), limits=_rubric.Limits(**_rubric._check(top["limits"], _rubric._LIMITS, "[limits]", path)),
+                  hidden_seeds=(), limits=_rubric.Limits(**_rubric.check_table(top["limits"], _rubric.LIMITS_KEYS, "[limits]", path)),
                   parts=parts, items=tuple(items), script=script,
-                  near_misses=_rubric.NearMisses(**_rubric._check(top["near_misses"], _rubric._NEAR_MISSES,
+                  near_misses=_rubric.NearMisses(**_rubric.check_table(top["near_misses"], _rubric.NEAR_MISSES_KEYS,
                                                                   "[near_misses]", path)))
 
 

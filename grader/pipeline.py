@@ -11,10 +11,11 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import Protocol
 
 from .blanks import layout as locate
 from .errors import SubmissionError
-from .expected import Reference
+from .expected import Reference, ReferenceSource
 from .load import load_submission
 from .model import GradeResult, ItemResult, Submission, Text
 from .rubric import Rubric, load_rubric
@@ -45,12 +46,29 @@ def prepare_reference(reference) -> None:
     build_calls(reference)
 
 
+class JobRunner(Protocol):
+    """Where a submission's job runs: one slot's `sandbox.Worker`, or a `sandbox.WorkerPool` that a
+    batch's threads share (`run` borrows whichever worker is free)."""
+    kind: str
+
+    @property
+    def started(self) -> bool: ...
+    @property
+    def info(self) -> dict: ...
+    @property
+    def notes(self) -> tuple[str, ...]: ...
+    def spawn(self) -> None: ...
+    def wait_ready(self) -> None: ...
+    def run(self, spec: dict, blob: bytes, budget: float): ...
+    def close(self) -> None: ...
+
+
 class Grader:
     def __init__(self, rubric: Rubric | str | Path, sandbox: str = "bwrap", timeout: float | None = None, slot: int = 0,
-                 reference=None, worker=None):
-        """`reference` defaults to the rubric's reference package; a student's self-check passes an
-        object with the same methods that answers from the pack's public checks instead. `worker`:
-        a Worker or WorkerPool shared with other Graders (the caller closes it), else one of its own."""
+                 reference: ReferenceSource | None = None, worker: JobRunner | None = None):
+        """`reference` defaults to the rubric's reference package; a student's self-check passes the
+        pack's, which answers from the public checks instead. `worker`: a job runner shared with
+        other Graders (the caller closes it), else a Worker of its own."""
         self.rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
         if reference is None:
             reference = Reference(self.rubric)

@@ -128,37 +128,37 @@ class Rubric:
 
 
 # --- the schema ------------------------------------------------------------------------------
-# key -> (type check, default or REQUIRED). Types are checked by `_check`, which names the place.
+# key -> (type check, default or REQUIRED). Types are checked by `check_table`, which names the place.
 REQUIRED = object()
 _TEXT = "text"          # a string or {zh = ..., en = ...}
 
-_TOP = {"schema": (int, REQUIRED), "assignment": (dict, REQUIRED), "limits": (dict, {}),
+TOP_KEYS = {"schema": (int, REQUIRED), "assignment": (dict, REQUIRED), "limits": (dict, {}),
         "tolerance": (dict, {}), "parts": (list, []), "script": (dict, None), "items": (list, REQUIRED),
         "near_misses": (dict, {})}
-_ASSIGNMENT = {"id": (str, REQUIRED), "title": (_TEXT, REQUIRED), "reference": (str, REQUIRED),
+ASSIGNMENT_KEYS = {"id": (str, REQUIRED), "title": (_TEXT, REQUIRED), "reference": (str, REQUIRED),
                "starter": (list, []), "lang": (str, "zh"), "public_seed": (int, REQUIRED),
                "hidden_seeds": (list, [])}
-_LIMITS = {"cell_seconds": ((int, float), 10.0), "memory_mb": (int, 2048), "processes": (int, 64),
+LIMITS_KEYS = {"cell_seconds": ((int, float), 10.0), "memory_mb": (int, 2048), "processes": (int, 64),
            "output_kb": (int, 256), "file_mb": (int, 64), "max_elements": (int, 1_000_000)}
-_TOLERANCE = {"rtol": ((int, float), 1e-4), "atol": ((int, float), 1e-5)}
-_NEAR_MISSES = {"container": ((int, float), NearMisses.container),
+TOLERANCE_KEYS = {"rtol": ((int, float), 1e-4), "atol": ((int, float), 1e-5)}
+NEAR_MISSES_KEYS = {"container": ((int, float), NearMisses.container),
                 "integer_dtype": ((int, float), NearMisses.integer_dtype),
                 "float_dtype": ((int, float), NearMisses.float_dtype)}
-_PART = {"id": (str, REQUIRED), "title": (_TEXT, REQUIRED)}
-_SCRIPT = {"inputs": (str, REQUIRED), "expected": (str, REQUIRED), "capture": (list, []),
+PART_KEYS = {"id": (str, REQUIRED), "title": (_TEXT, REQUIRED)}
+SCRIPT_KEYS = {"inputs": (str, REQUIRED), "expected": (str, REQUIRED), "capture": (list, []),
            "changed_inputs_credit": ((int, float), 0.0), "locked_inputs": (list, []),
            "follow_through_credit": ((int, float), 0.5)}
-_ITEM = {"id": (str, REQUIRED), "part": (str, REQUIRED), "kind": (str, REQUIRED), "name": (str, ""),
+ITEM_KEYS = {"id": (str, REQUIRED), "part": (str, REQUIRED), "kind": (str, REQUIRED), "name": (str, ""),
          "points": ((int, float), REQUIRED), "title": (_TEXT, ""), "dtype": (str, "floating"),
          "partial": (str, "none"), "case_credit": ((int, float), 0.0), "tolerance": (dict, None),
          "mistakes": (list, []), "reference": (str, ""), "cases": (str, ""), "returns": (list, []),
          "follows": (str, ""), "question": (_TEXT, None), "concepts": (list, []),
          "signature": (dict, None)}
-_MISTAKE = {"id": (str, REQUIRED), "function": (str, REQUIRED), "credit": ((int, float), REQUIRED),
+MISTAKE_KEYS = {"id": (str, REQUIRED), "function": (str, REQUIRED), "credit": ((int, float), REQUIRED),
             "hint": (_TEXT, REQUIRED)}
 
 
-def _check(table: dict, schema: dict, where: str, path: Path) -> dict:
+def check_table(table: dict, schema: dict, where: str, path: Path) -> dict:
     if not isinstance(table, dict):
         raise RubricError(path, where, "", "must be a table")
     for key in table:
@@ -223,10 +223,10 @@ def load_rubric(path: str | Path) -> Rubric:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise RubricError(path, "", "", f"is not valid TOML: {e}")
-    top = _check(data, _TOP, "top level", path)
+    top = check_table(data, TOP_KEYS, "top level", path)
     if top["schema"] != 1:
         raise RubricError(path, "top level", "schema", f"is {top['schema']}, this grader reads schema 1")
-    a = _check(top["assignment"], _ASSIGNMENT, "[assignment]", path)
+    a = check_table(top["assignment"], ASSIGNMENT_KEYS, "[assignment]", path)
     lang = _choice(a["lang"], ("zh", "en"), path, "[assignment]", "lang")
     if not all(isinstance(s, int) and not isinstance(s, bool) for s in a["hidden_seeds"]):
         raise RubricError(path, "[assignment]", "hidden_seeds", "must be an array of integers")
@@ -237,22 +237,22 @@ def load_rubric(path: str | Path) -> Rubric:
     if not (reference / "__init__.py").is_file():
         raise RubricError(path, "[assignment]", "reference",
                           f"{a['reference']!r} is not a Python package directory (no {reference / '__init__.py'})")
-    limits = Limits(**_check(top["limits"], _LIMITS, "[limits]", path))
+    limits = Limits(**check_table(top["limits"], LIMITS_KEYS, "[limits]", path))
     for key in ("cell_seconds", "memory_mb", "processes", "max_elements"):
         if getattr(limits, key) <= 0:
             raise RubricError(path, "[limits]", key, "must be positive")
-    tol = Tolerance(**_check(top["tolerance"], _TOLERANCE, "[tolerance]", path))
-    parts = tuple(Part(**_check(p, _PART, f"parts[{i}]", path)) for i, p in enumerate(top["parts"]))
+    tol = Tolerance(**check_table(top["tolerance"], TOLERANCE_KEYS, "[tolerance]", path))
+    parts = tuple(Part(**check_table(p, PART_KEYS, f"parts[{i}]", path)) for i, p in enumerate(top["parts"]))
     script = None
     if top["script"] is not None:
-        s = _check(top["script"], _SCRIPT, "[script]", path)
+        s = check_table(top["script"], SCRIPT_KEYS, "[script]", path)
         script = Script(inputs=s["inputs"], expected=s["expected"], capture=tuple(s["capture"]),
                         changed_inputs_credit=_fraction(s["changed_inputs_credit"], path, "[script]", "changed_inputs_credit"),
                         locked_inputs=tuple(s["locked_inputs"]),
                         follow_through_credit=_fraction(s["follow_through_credit"], path, "[script]", "follow_through_credit"))
-    near = _check(top["near_misses"], _NEAR_MISSES, "[near_misses]", path)
+    near = check_table(top["near_misses"], NEAR_MISSES_KEYS, "[near_misses]", path)
     near_misses = NearMisses(**{k: _fraction(v, path, "[near_misses]", k) for k, v in near.items()})
-    items = tuple(_item(raw_item, i, tol, parts, path) for i, raw_item in enumerate(top["items"]))
+    items = tuple(parse_item(raw_item, i, tol, parts, path) for i, raw_item in enumerate(top["items"]))
     seen = set()
     for it in items:
         if it.id in seen:
@@ -266,10 +266,10 @@ def load_rubric(path: str | Path) -> Rubric:
                   parts=parts, items=items, script=script, near_misses=near_misses)
 
 
-def _item(raw: dict, index: int, default_tol: Tolerance, parts: tuple[Part, ...], path: Path) -> Item:
+def parse_item(raw: dict, index: int, default_tol: Tolerance, parts: tuple[Part, ...], path: Path) -> Item:
     named = isinstance(raw, dict) and isinstance(raw.get("id"), str)
     where = f"item {raw['id']!r}" if named else f"items[{index}] (the {index + 1}th [[items]] table)"
-    d = _check(raw, _ITEM, where, path)
+    d = check_table(raw, ITEM_KEYS, where, path)
     where = f"item {d['id']!r}"
     kind = _choice(d["kind"], KINDS, path, where, "kind")
     if parts and d["part"] not in {p.id for p in parts}:
@@ -279,7 +279,7 @@ def _item(raw: dict, index: int, default_tol: Tolerance, parts: tuple[Part, ...]
     tol = default_tol
     if d["tolerance"] is not None:
         merged = {"rtol": default_tol.rtol, "atol": default_tol.atol, **d["tolerance"]}
-        tol = Tolerance(**_check(merged, _TOLERANCE, where + ".tolerance", path))
+        tol = Tolerance(**check_table(merged, TOLERANCE_KEYS, where + ".tolerance", path))
     if kind == "function":
         for key in ("reference", "cases"):
             if not d[key]:
@@ -297,7 +297,7 @@ def _item(raw: dict, index: int, default_tol: Tolerance, parts: tuple[Part, ...]
         raise RubricError(path, where, "question", 'is required for kind = "written"')
     mistakes = []
     for j, m in enumerate(d["mistakes"]):
-        md = _check(m, _MISTAKE, f"{where}.mistakes[{j}]", path)
+        md = check_table(m, MISTAKE_KEYS, f"{where}.mistakes[{j}]", path)
         mistakes.append(Mistake(id=md["id"], function=md["function"], hint=md["hint"],
                                 credit=_fraction(md["credit"], path, f"{where} mistake {md['id']!r}", "credit")))
     concepts = tuple(_concept(c, path, where) for c in d["concepts"])

@@ -18,14 +18,14 @@ import torch
 
 from . import diagnose
 from .compare import compare, matches, near_miss, passing, trivial
-from .expected import Reference
+from .expected import ReferenceSource
 from .model import CaseCheck, CellRun, ItemResult, Layout, RunResult, Text, Value
 from .rubric import Item, Rubric
 
 ABSENT = Value(kind="absent")
 
 
-def score_items(rubric: Rubric, layout: Layout, run: RunResult, ref: Reference) -> tuple[ItemResult, ...]:
+def score_items(rubric: Rubric, layout: Layout, run: RunResult, ref: ReferenceSource) -> tuple[ItemResult, ...]:
     out = []
     written = {w.item: w for w in layout.written}
     for item in rubric.items:
@@ -53,7 +53,7 @@ def _written(item: Item, answer) -> ItemResult:
 
 
 # --- script variables ---------------------------------------------------------------------------
-def _variable(item: Item, rubric: Rubric, layout: Layout, run: RunResult, ref: Reference) -> ItemResult:
+def _variable(item: Item, rubric: Rubric, layout: Layout, run: RunResult, ref: ReferenceSource) -> ItemResult:
     name = item.name
     if name in layout.unfilled:
         return _result(item, "missing", 0.0, Text(f"`{name}` 的 #todo 留空未填", f"the #todo for `{name}` was left blank"))
@@ -155,7 +155,7 @@ def _same_tensor(a: torch.Tensor, b) -> bool:
     return a.numel() == 0 or bool((a.double() - b.double()).abs().max() <= 1e-6)
 
 
-def _inputs_tell_apart(item: Item, ref: Reference, inputs: dict, right) -> bool:
+def _inputs_tell_apart(item: Item, ref: ReferenceSource, inputs: dict, right) -> bool:
     """Do these inputs separate the right value from every known mistake's (and from a trivial
     answer)? With W_Q = W_K = W_V = 0 every formula gives zeros: agreeing with them proves nothing."""
     if right is None or trivial(right):
@@ -251,7 +251,7 @@ def _cell_run(run: RunResult, label: str, key: str) -> CellRun | None:
 
 
 # --- functions ----------------------------------------------------------------------------------
-def _function(item: Item, rubric: Rubric, layout: Layout, run: RunResult, ref: Reference) -> ItemResult:
+def _function(item: Item, rubric: Rubric, layout: Layout, run: RunResult, ref: ReferenceSource) -> ItemResult:
     if item.name in layout.unfilled:
         return _result(item, "missing", 0.0, Text(f"函数 `{item.name}` 仍是未实现的模板", f"`{item.name}` is still the unfilled stub"))
     outcomes = {o.case_id: o for o in run.calls.get(item.id, ())}
@@ -304,7 +304,7 @@ def _function(item: Item, rubric: Rubric, layout: Layout, run: RunResult, ref: R
     return _verdict(item, checks, explanations)
 
 
-def _fitting(item: Item, value, case, ref: Reference, candidates: set) -> list[tuple]:
+def _fitting(item: Item, value, case, ref: ReferenceSource, candidates: set) -> list[tuple]:
     """(id, credit, hint) of the known mistakes this failing value matches, in the rubric's order:
     all of them up to the first match (it labels the case), after that only those that fit every
     earlier failing case too. The others cannot be the verdict's common mistake, and testing them

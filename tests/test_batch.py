@@ -90,9 +90,10 @@ def test_a_processes_grader_threads_fork_their_workers_from_one_zygote():
     """A Dask worker's (or a process pool's) threads each keep a warm Grader with a slot of its
     own, but all their workers come from one sandbox zygote: one torch import, not one a thread."""
     import threading
-    from grader import batch as b
+    from grader import executors as b
+    from grader.batch import make_config
     from grader.rubric import load_rubric
-    cfg = b.make_config(load_rubric(RUBRIC), "bwrap", 3, "en")
+    cfg = make_config(load_rubric(RUBRIC), "bwrap", 3, "en")
     sample = next((SAMPLES / "003_correct_script").iterdir())
     graders, scores = [], []
 
@@ -163,7 +164,7 @@ def test_pool_restarts_a_worker_that_died(tmp_path):
     """A worker of the pool killed between two submissions (OOM killer, an admin's kill) is
     forked again for the next one, which is graded as if nothing happened; the other slot's worker
     is not touched. A zygote that died (and took its workers with it) is started again."""
-    from grader.batch import claim_slot
+    from grader.executors import claim_slot
     from grader.pipeline import Grader
     from grader.sandbox import WorkerPool
     sample = next((SAMPLES / "003_correct_script").iterdir())
@@ -326,7 +327,7 @@ def test_killed_batch_resumes_with_nothing_lost_or_doubled(tmp_path):
 
 
 def test_manual_scores_survive_force(tmp_path):
-    from grader.batch import review
+    from grader.review import review
     from grader.errors import UsageError
     subs = copy_samples(tmp_path / "subs", ["003_correct_script", "006_blank_starter"])
     out = tmp_path / "out"
@@ -356,8 +357,8 @@ def test_manual_scores_survive_force(tmp_path):
 
 
 def test_review_lists_concepts_as_suggestions(tmp_path):
-    from grader.batch import review
-    from grader.gradebook import concept_hits
+    from grader.review import review
+    from grader.review import concept_hits
     from grader.rubric import load_rubric
     item = load_rubric(RUBRIC).item("written.1.2")
     hits = dict(concept_hits("Clip when the gradient norm exceeds a threshold; 梯度爆炸", item.concepts))

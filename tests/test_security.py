@@ -301,7 +301,7 @@ def test_a_slot_sees_nothing_of_another_slots_job(tmp_path):
     import threading
     import time
     from conftest import RUBRIC
-    from grader.batch import claim_slot
+    from grader.executors import claim_slot
     from grader.pipeline import Grader
     from grader.sandbox import WorkerPool
     mark = uuid.uuid4().hex[:8]
