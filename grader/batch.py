@@ -165,6 +165,11 @@ def run_batch(submissions_dir, rubric_path, out_dir, jobs: int = 0, force: bool 
         # Students graded now have their exports (commit writes them); any whose exports are
         # missing (an output folder from elsewhere, files deleted) get them here. The CSV is whole.
         unexported = {s for s, _ in found if not (out / "gradescope" / s / "results.json").exists()}
+        if not book.has_snapshot(fingerprint[0]):     # after grading: the reference's values are computed by then
+            store_snapshot(book, fingerprint[0], rubric, cfg)
+        # pages that predate a manual score, drawn again from their records (no grading)
+        from .redraw import redraw_pages
+        redraw_pages(out, book, book.stale_pages())
         grades = exports.write_all(out, book, [i.id for i in rubric.items], unexported, known=runs)
         pairs, n = find_pairs({s: c.run.own_code for s, c in grades.items()})
         summary.similar_pairs = n
@@ -172,6 +177,15 @@ def run_batch(submissions_dir, rubric_path, out_dir, jobs: int = 0, force: bool 
                                                          exports.pages(out)))
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def store_snapshot(book: Gradebook, key: str, rubric, cfg: Config) -> None:
+    """The rubric as the pages need it and the reference's shown values, once per rubric: every
+    record of it refers to them, and `redraw` needs nothing else (no reference package, no sandbox)."""
+    from .executors import shared_reference
+    from .pack import public_rubric_toml
+    from .record import save_values, shown_values
+    book.add_snapshot(key, public_rubric_toml(rubric, concepts=True), save_values(shown_values(shared_reference(cfg))))
 
 
 def choose_executor(kind: str, dask_address=None) -> Executor:
@@ -183,13 +197,16 @@ def choose_executor(kind: str, dask_address=None) -> Executor:
 
 
 def plan(book: Gradebook, found, fingerprint, force: bool, cfg: Config, out: Path) -> list[Task]:
-    """What needs grading: new or changed submissions (all with force), and students whose feedback
-    page predates a manual score (the page needs the full GradeResult to redraw). A page that failed
-    to draw is not retried on every run: a new feedback module changes the grader version anyway."""
+    """What needs grading: new or changed submissions (all with force). A page that predates a
+    manual score is redrawn from its run's record (`redraw`); only a run stored without a record
+    (an older gradebook) is graded again for it."""
     prints = book.fingerprints()
     overrides = book.overrides()
     last_ids = book.last_override_ids()
     stale = book.stale_pages()
+    if stale:
+        runs = book.latest()
+        stale = {s for s in stale if s in runs and book.record(runs[s].id) is None}
     tasks = []
     for student, path in found:
         sha = content_hash(path)
@@ -219,7 +236,7 @@ def commit(book: Gradebook, out: Path, g: Graded, fingerprint, summary: BatchSum
     write_student(out, g.student, shown, g.seconds, text if shown is g.result else None)
     run = book.add_run(g.student, g.content_sha256, fingerprint[0], fingerprint[1], g.seconds, g.failed, g.own_code,
                        g.result, page_override_id=g.override_id if g.feedback_html is not None else None,
-                       result_json=text)
+                       result_json=text, record=g.record)
     if g.page_error:
         summary.page_errors[g.student] = g.page_error
     summary.graded += 1

@@ -47,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--points", type=float)
     r.add_argument("--comment")
 
+    d = sub.add_parser("redraw", help="draw every feedback page, the summary and the exports again from what a "
+                       "batch stored (no sandbox, no student files)")
+    d.add_argument("out", help="the batch's output folder")
+    d.add_argument("--student", action="append", help="only this student's page (repeatable)")
+
     v = sub.add_parser("validate", help="check an assignment end to end: solution full marks, starter zero, "
                        "every known mistake caught, the pack builds, the starter is up to date")
     v.add_argument("rubric", nargs="?", default=str(DEFAULT_RUBRIC))
@@ -81,9 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:       # argparse already printed the usage error
         return 2 if e.code else 0
-    if args.command != "batch":
-        # A batch imports torch later, on purpose: its sandboxes boot (each importing torch) while
-        # this process imports its own; prepare_host sets the threads there.
+    if args.command in ("grade", "validate", "check", "pack"):
+        # The commands that compute with torch. A batch imports it later, on purpose: its sandboxes
+        # boot (each importing torch) while this process imports its own; prepare_host sets the
+        # threads there. review, redraw and release never grade.
         from .pipeline import single_threaded_torch
         single_threaded_torch()
     try:
@@ -99,6 +105,14 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_check(args)
         if args.command == "release":
             return cmd_release(args)
+        if args.command == "redraw":
+            from .redraw import redraw
+            done = redraw(args.out, set(args.student) if args.student else None)
+            print(f"{len(done.pages)} feedback page(s) drawn again in {args.out}/feedback, exports and summary.html refreshed")
+            if done.missing:
+                print(f"{len(done.missing)} run(s) stored without a record (an older grader): "
+                      f"{', '.join(done.missing)}; `grade.py batch --force` grades them again", file=sys.stderr)
+            return 0
         if args.command == "review":
             from .review import review
             print(review(args.out, csv_path=args.csv, student=args.student, item=args.item, points=args.points,

@@ -53,6 +53,7 @@ class Graded:
     error: str | None = None         # the grader itself broke on this one: nothing is committed
     override_id: int = 0
     page_error: str | None = None    # graded, but the feedback page could not be drawn
+    record: tuple | None = None      # (record JSON, tensors): the whole GradeResult (grader/record.py)
 
 
 def render_page(grader, result, task: Task, cfg: Config) -> bytes:
@@ -64,6 +65,7 @@ def render_page(grader, result, task: Task, cfg: Config) -> bytes:
 
 
 def grade_task(grader, task: Task, cfg: Config) -> Graded:
+    from . import record      # torch: imported once the sandboxes boot, not before (see run_threads)
     from .report import to_json
     from .similarity import own_code, starter_lines
     t0 = time.perf_counter()
@@ -74,6 +76,10 @@ def grade_task(grader, task: Task, cfg: Config) -> Graded:
             html = render_page(grader, result, task, cfg)
         except Exception as e:    # a broken page must not cost the grade; the next run redraws it
             page_error = f"feedback page: {type(e).__name__}: {e}"[:500]
+        try:
+            kept = record.dump(result, shared=shown_ids(cfg, grader.reference))
+        except Exception as e:    # without a record the page is redrawn by grading again, as before
+            kept, page_error = None, page_error or f"record: {type(e).__name__}: {e}"[:500]
         failed = None
         if result.load_error is not None:
             failed = "could not be loaded: " + result.load_error("en")
@@ -81,7 +87,7 @@ def grade_task(grader, task: Task, cfg: Config) -> Graded:
             failed = "hit a limit: " + result.run.limit_hit
         return Graded(task.student, task.content_sha256, time.perf_counter() - t0, failed,
                       own_code(result, cfg.functions, starter_lines(cfg.starter)), to_json(result, cfg.lang), html,
-                      override_id=task.override_id, page_error=page_error)
+                      override_id=task.override_id, page_error=page_error, record=kept)
     except Exception as e:     # a grader bug on one submission must not stop the class
         return Graded(task.student, task.content_sha256, time.perf_counter() - t0, None, {}, None,
                       error=f"{type(e).__name__}: {e}"[:500])
@@ -131,6 +137,17 @@ def shared_reference(cfg: Config):
         ref.check()
         return ref
     return _per_process(_references, cfg.rubric_path, make)
+
+
+_shown: dict = {}
+
+
+def shown_ids(cfg: Config, reference) -> dict[int, str]:
+    """{id(tensor): key} of the reference's values a record refers to instead of holding (they are
+    the same in every record: the batch's snapshot holds them once)."""
+    from .record import shown_values
+    return _per_process(_shown, (cfg.rubric_path, id(reference)),
+                        lambda: {id(t): k for k, t in shown_values(reference).items()})
 
 
 def shared_sandbox(kind: str):

@@ -35,7 +35,7 @@ T = {k: Text(zh, en) for k, (zh, en) in {
     "feedback": ("作业反馈", "Feedback"),
     "student": ("学生", "Student"), "file": ("文件", "File"), "score": ("得分", "Score"),
     "part": ("部分", "Part"), "points": ("分数", "Points"), "graded_in": ("评分用时", "Graded in"),
-    "seconds_unit": ("秒", "s"), "generated": ("生成时间", "Generated"),
+    "seconds_unit": ("秒", "s"), "generated": ("评分时间", "Graded"),
     "view_student": ("学生视图", "student view"), "view_instructor": ("教师视图（含全部信息）", "instructor view (everything)"),
     "what_broke": ("出错的地方", "What broke"),
     "cost": ("影响的题目", "What it cost"), "lost": ("失分", "points lost"),
@@ -116,7 +116,8 @@ def prepare(result: GradeResult, lang: str, view: str, rubric=None) -> Fields:
         parts=parts, broke=ctx.what_broke(), notices=[_rich(n) for n in ctx.notices()],
         load_error=result.load_error(lang) if result.load_error else None,
         seconds=f"{env.get('seconds', 0) or 0:.1f}",
-        generated=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        # when it was graded, not drawn: a page drawn again from the stored record is the same page
+        generated=env.get("graded_at") or datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
         environment=ctx.environment(), runs=ctx.runs() if ctx.instructor else [],
     )
 

@@ -49,7 +49,25 @@ CREATE TABLE IF NOT EXISTS pages (
     student TEXT PRIMARY KEY,
     override_id INTEGER NOT NULL
 );
+-- the whole result of a run (grader/record.py): what pages, exports and reviews are drawn from
+CREATE TABLE IF NOT EXISTS records (
+    run INTEGER PRIMARY KEY,     -- runs.id
+    record BLOB NOT NULL,        -- the GradeResult as JSON
+    tensors BLOB NOT NULL        -- its values, safetensors (the reference's: in its snapshot)
+);
+-- the rubric a run was graded with, as its pages need it, and the reference's shown values
+CREATE TABLE IF NOT EXISTS snapshots (
+    rubric_sha256 TEXT PRIMARY KEY,   -- runs.rubric_sha256
+    rubric TEXT NOT NULL,             -- the public rubric TOML (pack format) with the written items' concepts
+    tensors BLOB NOT NULL
+);
 """
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    rubric_toml: str
+    tensors: bytes
 
 
 @dataclass(frozen=True)
@@ -101,9 +119,11 @@ class Gradebook:
     # -- runs ------------------------------------------------------------------------------------
     def add_run(self, student: str, content_sha256: str, rubric_sha256: str, grader_version: str,
                 seconds: float, failed: str | None, own_code: dict, result: dict,
-                page_override_id: int | None = None, result_json: str | None = None) -> Run:
+                page_override_id: int | None = None, result_json: str | None = None,
+                record: tuple[bytes, bytes] | None = None) -> Run:
         """Store a run (one transaction) and return it as `latest` would. `result_json`: the result
-        already serialised by the caller, to spare a second encoding of the same dict."""
+        already serialised by the caller, to spare a second encoding of the same dict. `record`:
+        the whole result (record JSON, tensors), stored with the run."""
         graded_at = time.time()
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
@@ -113,6 +133,8 @@ class Gradebook:
                 (student, content_sha256, rubric_sha256, grader_version, graded_at, seconds,
                  float(result["score"]), float(result["max_score"]), failed,
                  json.dumps(own_code, ensure_ascii=False), result_json or json.dumps(result, ensure_ascii=False)))
+            if record is not None:
+                self.db.execute("INSERT INTO records (run, record, tensors) VALUES (?, ?, ?)", (cur.lastrowid, *record))
             if page_override_id is not None:
                 self.db.execute("INSERT OR REPLACE INTO pages (student, override_id) VALUES (?, ?)",
                                 (student, page_override_id))
@@ -146,6 +168,31 @@ class Gradebook:
 
     def count_runs(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+
+    def record(self, run_id: int) -> tuple[bytes, bytes] | None:
+        """(record JSON, tensors) of a run; None for a run stored before records were kept."""
+        row = self.db.execute("SELECT record, tensors FROM records WHERE run = ?", (run_id,)).fetchone()
+        return None if row is None else (bytes(row[0]), bytes(row[1]))
+
+    def has_snapshot(self, rubric_sha256: str) -> bool:
+        return self.db.execute("SELECT 1 FROM snapshots WHERE rubric_sha256 = ?", (rubric_sha256,)).fetchone() is not None
+
+    def add_snapshot(self, rubric_sha256: str, rubric_toml: str, tensors: bytes) -> None:
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("INSERT OR IGNORE INTO snapshots (rubric_sha256, rubric, tensors) VALUES (?, ?, ?)",
+                            (rubric_sha256, rubric_toml, tensors))
+
+    def snapshot(self, rubric_sha256: str) -> Snapshot | None:
+        row = self.db.execute("SELECT rubric, tensors FROM snapshots WHERE rubric_sha256 = ?",
+                              (rubric_sha256,)).fetchone()
+        return None if row is None else Snapshot(row[0], bytes(row[1]))
+
+    def page_drawn(self, student: str, override_id: int) -> None:
+        """The student's page now shows the manual scores up to this override."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("INSERT OR REPLACE INTO pages (student, override_id) VALUES (?, ?)", (student, override_id))
 
     # -- manual scores ---------------------------------------------------------------------------
     def add_override(self, student: str, item: str, points: float | None, comment: str) -> int:

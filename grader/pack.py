@@ -148,9 +148,11 @@ class _Encoder:
         raise TypeError(f"a {type(v).__name__} cannot go into a checks file (tensors, numbers, None, tuples only)")
 
 
-def public_rubric_toml(rubric: Rubric) -> str:
+def public_rubric_toml(rubric: Rubric, concepts: bool = False) -> str:
     """The rubric as students may see it. Written field by field (an allowlist), so a key added to
-    the rubric later stays out of the pack until someone decides it is public."""
+    the rubric later stays out of the pack until someone decides it is public. `concepts`: the
+    written items' concepts too, for the instructor's own snapshot (the batch's gradebook), never
+    for a pack."""
     q = lambda s: json.dumps(s, ensure_ascii=False)     # JSON string escapes are valid TOML basic strings
     text = lambda t: f"{{ zh = {q(t.zh)}, en = {q(t.en)} }}"
     num = lambda x: repr(float(x))
@@ -177,6 +179,10 @@ def public_rubric_toml(rubric: Rubric) -> str:
                   f"name = {q(it.name)}", f"points = {num(it.points)}", f"title = {text(it.title)}"]
         if it.kind == "written":
             lines.append(f"question = {text(it.question)}")
+            if concepts and it.concepts:
+                words = lambda t: json.dumps(t.split("|"), ensure_ascii=False)     # noqa: E731
+                lines.append("concepts = [" + ", ".join(f"{{ zh = {words(c.zh)}, en = {words(c.en)} }}"
+                                                         for c in it.concepts) + "]")
             continue
         lines += [f"dtype = {q(it.dtype)}", f"partial = {q(it.partial)}", f"case_credit = {num(it.case_credit)}"]
         if it.returns:
@@ -197,16 +203,17 @@ def _without(schema: dict, *keys: str) -> dict:
 _P_TOP = _without(_rubric.TOP_KEYS, "tolerance")
 _P_ASSIGNMENT = _without(_rubric.ASSIGNMENT_KEYS, "reference", "starter", "hidden_seeds")
 _P_SCRIPT = _without(_rubric.SCRIPT_KEYS, "inputs", "expected")
-_P_ITEM = _without(_rubric.ITEM_KEYS, "reference", "cases", "follows", "concepts")
+_P_ITEM = _without(_rubric.ITEM_KEYS, "reference", "cases", "follows")     # concepts: the snapshot's only
 _P_MISTAKE = _without(_rubric.MISTAKE_KEYS, "function")
 
 
-def load_pack_rubric(path: str | Path) -> Rubric:
-    """A `Rubric` from a pack's rubric TOML. Validated with the rubric's own schema (minus the keys
-    a pack leaves out), so a hand-edited pack rubric gets the same "did you mean" answers."""
+def load_pack_rubric(path: str | Path, text: str | None = None) -> Rubric:
+    """A `Rubric` from a pack's rubric TOML (or the instructor's snapshot of it, given as `text`).
+    Validated with the rubric's own schema (minus the keys a pack leaves out), so a hand-edited pack
+    rubric gets the same "did you mean" answers."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        raw = path.read_bytes() if text is None else text.encode("utf-8")
         data = tomllib.loads(raw.decode("utf-8"))
     except OSError as e:
         raise PackError(f"{path}: cannot be read ({e.strerror}); it belongs beside the checks file, as "

@@ -7,6 +7,7 @@ that breaks the sandbox, still gets a result that says why; only the instructor'
 """
 from __future__ import annotations
 
+import datetime
 import platform
 import sys
 import time
@@ -117,7 +118,8 @@ class Grader:
         return {"python": info.get("python") or platform.python_version(), "torch": info.get("torch"),
                 "numpy": info.get("numpy"), "sandbox": self.worker.kind, "platform": sys.platform,
                 "seeds": {"public": self.rubric.public_seed, "hidden": len(self.rubric.hidden_seeds)},
-                "rubric_sha256": self.rubric.sha256, "seconds": round(seconds, 4)}
+                "rubric_sha256": self.rubric.sha256, "seconds": round(seconds, 4),
+                "graded_at": datetime.datetime.now().strftime("%Y-%m-%d %H:%M")}
 
     def _unloadable(self, path: Path, student: str | None, why: Text) -> GradeResult:
         sub = Submission(path=str(path), student=student or (path.name if path.is_dir() else path.stem),

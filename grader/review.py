@@ -8,17 +8,15 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import exports
 from .errors import UsageError
 from .gradebook import Gradebook, Override
-from .rubric import load_rubric
-from .similarity import find_pairs
+from .redraw import Snapshots, redraw_pages, refresh_exports
 
 
 @dataclass(frozen=True)
 class ReviewOutcome:
     recorded: tuple[Override, ...]
-    stale_pages: tuple[str, ...]     # feedback pages redrawn by the next `batch` run
+    stale_pages: tuple[str, ...]     # feedback pages redrawn by the next `batch` run (runs without a record)
     listing: str                     # what to show the instructor
 
     def __str__(self) -> str:
@@ -81,12 +79,16 @@ def review(out_dir, csv_path=None, student=None, item=None, points=None, comment
             book.add_override(s, it, p, c)
         recorded = tuple(Override(s, it, p, c, 0.0) for s, it, p, c in checked)
         if recorded:
-            _refresh(out, book, {o.student for o in recorded})
+            students = {o.student for o in recorded}
+            # their pages at once, from their records: nobody's code runs again
+            if (out / "feedback").is_dir():
+                redraw_pages(out, book, students)
+            refresh_exports(out, book, students)
         listing = _listing(book, runs, student, item) if not recorded else \
             f"recorded {len(recorded)} manual score(s) for {len({o.student for o in recorded})} student(s)"
         stale = tuple(sorted(book.stale_pages())) if (out / "feedback").is_dir() else ()
         if stale and recorded:
-            listing += (f"\n{len(stale)} feedback page(s) will show the new scores after the next "
+            listing += (f"\n{len(stale)} feedback page(s), graded before records were kept, will show the new scores after the next "
                         "`grade.py batch` run (it redraws only those)")
         return ReviewOutcome(recorded, stale, listing)
 
@@ -109,21 +111,12 @@ def _read_csv(path: Path) -> list[tuple]:
     return rows
 
 
-def _refresh(out: Path, book: Gradebook, students: set[str]) -> None:
-    """Exports and the summary follow a manual score at once; they need no grading."""
-    any_run = next(iter(book.latest().values()))
-    rubric = load_rubric(any_run.result["rubric"])
-    grades = exports.write_all(out, book, [i.id for i in rubric.items], students)
-    pairs, n = find_pairs({s: c.run.own_code for s, c in grades.items()})
-    exports.render_summary(out, exports.summary_data(grades, rubric, any_run.result.get("lang") or rubric.lang,
-                                                     pairs, n, {}, exports.pages(out)))
-
-
 def _listing(book: Gradebook, runs: dict, student, item) -> str:
     """Written answers awaiting review, each with its concept suggestions and any manual score."""
     if not runs:
         return "the gradebook is empty"
-    rubric = load_rubric(next(iter(runs.values())).result["rubric"])
+    snap = Snapshots(book).get(next(iter(runs.values())).rubric_sha256)
+    rubric = snap[0] if snap is not None else None     # concepts are suggestions: without them, none
     overrides = book.overrides()
     lines = []
     for s in ([student] if student else sorted(runs)):
@@ -142,7 +135,7 @@ def _listing(book: Gradebook, runs: dict, student, item) -> str:
                 answer = (it.get("answer") or "").strip()
                 lines.append("    answer: " + (answer.replace("\n", "\n            ") if answer else "(none)"))
                 try:
-                    concepts = rubric.item(it["id"]).concepts
+                    concepts = rubric.item(it["id"]).concepts if rubric is not None else ()
                 except KeyError:
                     concepts = ()
                 for name, found in concept_hits(answer, concepts):

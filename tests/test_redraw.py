@@ -1,0 +1,80 @@
+"""The stored result is the record (issue 14, section 1): `grade.py redraw` draws every page, the
+summary and the exports again from the gradebook alone, byte for byte, with no sandbox, no student
+files and no reference package; a manual score redraws only its student's page, running nothing."""
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from conftest import RUBRIC, ROOT, SAMPLES, needs_bwrap
+
+pytestmark = needs_bwrap
+STUDENTS = ["001_seed_repaired", "004_attention_mistakes", "005_detection_mistakes"]
+
+
+@pytest.fixture
+def graded(tmp_path):
+    from grader.batch import run_batch
+    subs = tmp_path / "subs"
+    for name in STUDENTS:
+        shutil.copytree(SAMPLES / name, subs / name)
+    out = tmp_path / "out"
+    run_batch(subs, RUBRIC, out, jobs=2, sandbox="bwrap", lang="en", progress=False, timeout=3)
+    return subs, out
+
+
+def _files(out):
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and p.suffix in (".html", ".csv", ".json")}
+
+
+REDRAW = """
+import sys
+sys.path.insert(0, {root!r})
+from grader.cli import main
+code = main(["redraw", {out!r}])
+print("exit", code, "sandbox imported", any(m.startswith("grader.sandbox") for m in sys.modules),
+      "reference imported", any(m.startswith("_grader_reference_") for m in sys.modules))
+"""
+
+
+def test_redraw_gives_the_batchs_pages_and_exports_byte_for_byte_from_the_gradebook_alone(graded, tmp_path):
+    subs, out = graded
+    before = _files(out)
+    assert len([k for k in before if k.startswith("feedback/")]) == len(STUDENTS)
+    shutil.rmtree(subs)                                 # no student files...
+    for k in before:
+        if not k.endswith("summary.html"):
+            (out / k).unlink()                          # ...and nothing drawn left to copy from
+    run = subprocess.run([sys.executable, "-c", REDRAW.format(root=str(ROOT), out=str(out))], capture_output=True,
+                         text=True, timeout=120, env={"PATH": "/nonexistent"})      # no bwrap on the PATH either
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "exit 0 sandbox imported False reference imported False" in run.stdout, run.stdout
+    after = _files(out)
+    assert sorted(after) == sorted(before)
+    assert [k for k in before if after[k] != before[k]] == []
+
+
+def test_a_manual_score_redraws_only_its_students_page_and_runs_nothing(graded):
+    from grader.review import review
+    _, out = graded
+    before = _files(out)
+    runs = sqlite3.connect(out / "gradebook.sqlite").execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+    outcome = review(out, student="004_attention_mistakes", item="written.2.2", points=1.5, comment="good")
+    assert outcome.stale_pages == ()                     # drawn at once, not left for the next batch
+    after = _files(out)
+    changed = sorted(k for k in before if after[k] != before[k])
+    assert changed == ["feedback/004_attention_mistakes.html", "grades.csv",
+                       "gradescope/004_attention_mistakes/results.json", "results/004_attention_mistakes.json",
+                       "summary.html"]
+    page = after["feedback/004_attention_mistakes.html"].decode()
+    item = page.split('id="item-written.2.2"')[1].split("</article>")[0]
+    assert '<span class="badge s-partial">partial</span> <span class="pts">1.5 / 2</span>' in item
+    stored = json.loads(after["results/004_attention_mistakes.json"])
+    assert stored["score"] == 19.5 + 1.5
+    assert sqlite3.connect(out / "gradebook.sqlite").execute("SELECT COUNT(*) FROM runs").fetchone()[0] == runs
