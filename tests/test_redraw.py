@@ -78,3 +78,11 @@ def test_a_manual_score_redraws_only_its_students_page_and_runs_nothing(graded):
     stored = json.loads(after["results/004_attention_mistakes.json"])
     assert stored["score"] == 19.5 + 1.5
     assert sqlite3.connect(out / "gradebook.sqlite").execute("SELECT COUNT(*) FROM runs").fetchone()[0] == runs
+
+
+def test_a_record_builds_only_the_models_own_types():
+    from grader.record import RecordError, load
+    for bad in (b'{"record": 1, "fields": {}, "result": ["os.system", "echo"]}',
+                b'{"record": 1, "fields": {}, "result": ["subprocess.Popen"]}', b'{"record": 2, "result": null}'):
+        with pytest.raises(RecordError):
+            load(bad, b"")
