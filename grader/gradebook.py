@@ -233,14 +233,16 @@ def _run(row) -> Run:
 
 
 # -- the current grade: the automatic result with the manual scores laid over it -------------------
-def _manual_message(o: Override) -> Text:
+def overridden(status: str, max_points: float, message: Text, o: Override) -> tuple[str, float, Text]:
+    """What a manual score makes of an item, wherever it is shown (a page's GradeResult, an export's
+    JSON): its status and points, and its message (the automatic one kept after an override)."""
     zh = f"教师评分 {o.points:g} 分" + (f"：{o.comment}" if o.comment else "")
     en = f"Instructor's score {o.points:g}" + (f": {o.comment}" if o.comment else "")
-    return Text(zh, en)
-
-
-def _status(points: float, max_points: float) -> str:
-    return "pass" if points >= max_points else "fail" if points <= 0 else "partial"
+    msg = Text(zh, en)
+    if status != "manual":        # an override of an automatic item: keep what the grader said
+        msg = msg + Text(f"（自动评分：{message.zh}）", f" (automatic: {message.en})")
+    new = "pass" if o.points >= max_points else "fail" if o.points <= 0 else "partial"
+    return new, float(o.points), msg
 
 
 def apply_overrides(result: GradeResult, overrides: dict[str, Override]) -> GradeResult:
@@ -250,19 +252,16 @@ def apply_overrides(result: GradeResult, overrides: dict[str, Override]) -> Grad
     items = []
     for it in result.items:
         o = overrides.get(it.id)
-        if o is None:
-            items.append(it)
-            continue
-        msg = _manual_message(o)
-        if it.status != "manual":        # an override of an automatic item: keep what the grader said
-            msg = msg + Text(f"（自动评分：{it.message.zh}）", f" (automatic: {it.message.en})")
-        items.append(dataclasses.replace(it, status=_status(o.points, it.max_points), points=float(o.points),
-                                         message=msg))
+        if o is not None:
+            status, points, msg = overridden(it.status, it.max_points, it.message, o)
+            it = dataclasses.replace(it, status=status, points=points, message=msg)
+        items.append(it)
     return dataclasses.replace(result, items=tuple(items))
 
 
 def apply_overrides_json(result: dict, overrides: dict[str, Override]) -> dict:
-    """Same as `apply_overrides`, on the stored JSON (exports are built from the gradebook alone)."""
+    """Same as `apply_overrides`, on the stored JSON (exports are built from the gradebook alone):
+    the JSON holds one language's message, which stands for both."""
     if not overrides:
         return result
     lang = result.get("lang", "zh")
@@ -270,10 +269,8 @@ def apply_overrides_json(result: dict, overrides: dict[str, Override]) -> dict:
     for it in result["items"]:
         o = overrides.get(it["id"])
         if o is not None:
-            msg = _manual_message(o)(lang)
-            if it["status"] != "manual":
-                msg += (f"（自动评分：{it['message']}）" if lang == "zh" else f" (automatic: {it['message']})")
-            it = dict(it, status=_status(o.points, it["max_points"]), points=float(o.points), message=msg,
+            status, points, msg = overridden(it["status"], it["max_points"], Text.same(it["message"]), o)
+            it = dict(it, status=status, points=points, message=msg(lang),
                       manual={"points": o.points, "comment": o.comment})
         out["items"].append(it)
     out["score"] = round(sum(i["points"] for i in out["items"]), 4)
