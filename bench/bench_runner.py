@@ -4,9 +4,10 @@
                                  [--probe PATH] [--profile]
 
 (a) runner: the jobs of the bundled samples go to a fresh interpreter that imports nothing but
-    probe.py and prepares itself as the worker does (`_warm_up`, the calls' inputs decoded once);
-    for each sample it forks a child per run that executes `probe._runner` on the job, outside
-    any sandbox, as each job's runner is forked in the worker. Reported per sample (medians):
+    the sandbox's runtime (grader/sandbox/runtime/) and prepares itself as the zygote and worker
+    do (`zygote.warm_up`, the calls' inputs decoded once); for each sample it forks a child per run
+    that executes `execute.run` on the job, outside any sandbox, as each job's runner is forked
+    in the worker. Reported per sample (medians):
     - fresh: CPU of one run in a new fork (copy-on-write and first-use costs included), the
       harness's share (CPU minus what the step records say the student's code took, timed here in
       CPU rather than wall time) and the minor page faults;
@@ -16,12 +17,15 @@
     (utime+stime+cutime+cstime of /proc/<worker>/stat, 10 ms ticks), read before and after each
     submission; minor faults the same way. CPU time, not wall time: other work on the machine
     (2 cores, shared) does not count.
-(c) check: the probe's safetensors writer against safetensors.torch.save/load, every dtype, odd
+(c) check: the runtime's safetensors writer (codec) against safetensors.torch.save/load, every dtype, odd
     shapes (0-d, empty, non-contiguous, expanded, offset views); run before (a) and (b).
 
-`--probe PATH` runs (a), (b) and (c) with another probe.py, e.g. the committed one for a before/after:
-    git show HEAD:grader/sandbox/probe.py > /tmp/probe_before.py
-    python bench/bench_runner.py --probe /tmp/probe_before.py; python bench/bench_runner.py
+`--probe PATH` runs (a), (b) and (c) with another runtime, for a before/after: a runtime folder,
+    git archive HEAD grader/sandbox/runtime | tar -x -C /tmp/before
+    python bench/bench_runner.py --probe /tmp/before/grader/sandbox/runtime; python bench/bench_runner.py
+or a single-file probe.py of before the runtime was a package (b2ddc73 and earlier):
+    git show b2ddc73:grader/sandbox/probe.py > /tmp/probe_before.py
+    python bench/bench_runner.py --probe /tmp/probe_before.py
 007_partly_broken is left out: it loops for the full time limit by design. `--profile` prints a
 cProfile of the runner loop (all samples, warm, `--samples` times each) instead.
 """
@@ -44,7 +48,8 @@ import types
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PROBE = ROOT / "grader" / "sandbox" / "probe.py"
+RUNTIME = ROOT / "grader" / "sandbox" / "runtime"
+ENTRY = ROOT / "grader" / "sandbox" / "probe.py"          # the sandbox's entry script, which loads a runtime
 RUBRIC = ROOT / "rubrics" / "hw2.toml"
 SLOW = {"007_partly_broken"}
 TICK = os.sysconf("SC_CLK_TCK")
@@ -94,16 +99,52 @@ def in_child_interpreter(args: argparse.Namespace, mode: str) -> None:
 
 
 def load_probe(path: str):
+    """The runtime at `path`: a package folder (seen through the single-file probe's names, which
+    the rest of this file uses), or a single-file probe.py of before the split."""
+    if os.path.isdir(path):
+        return Runtime(path)
     spec = importlib.util.spec_from_file_location("probe", path)
     probe = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(probe)
     return probe
 
 
+class Runtime:
+    """The runtime package under the names of the single-file probe.py it was split from."""
+
+    def __init__(self, folder: str):
+        # Loaded as the sandbox's entry script loads it, and as runtime/__main__.py goes on: torch
+        # imported with the collector turned down.
+        entry = importlib.util.spec_from_file_location("probe_entry", ENTRY)
+        loader = importlib.util.module_from_spec(entry)
+        entry.loader.exec_module(loader)
+        self._gc_threshold = gc.get_threshold()
+        gc.set_threshold(50_000, *self._gc_threshold[1:])
+        loader.load(folder, "runtime")
+        from runtime import codec, execute, protocol, zygote
+        self.__file__, self._execute, self._zygote = folder, execute, zygote
+        self.plan, self._CALLS, self._FRAME = protocol.plan, execute.CALLS, protocol.STEP_FRAME
+        self.st, self._encode, self._safetensors = codec.st, codec.encode, codec.safetensors_file
+
+    def _warm_up(self) -> None:
+        self._zygote.warm_up(self._gc_threshold)
+
+    def _runner(self, *args) -> None:
+        self._execute.run(*args)
+
+    @property
+    def _perf_counter(self):
+        return self._execute._perf_counter
+
+    @_perf_counter.setter
+    def _perf_counter(self, clock) -> None:
+        self._execute._perf_counter = clock
+
+
 def prepare_like_the_worker(probe) -> None:
     if hasattr(probe, "_warm_up"):
         probe._warm_up()
-    else:                       # the committed probe.py: main() did this inline
+    else:                       # an older probe.py: main() did this inline
         import torch
         torch.set_num_threads(1)
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -247,7 +288,7 @@ def usage(pid: int) -> tuple[float, float, int]:
 
 
 def memory(pid: int) -> str:
-    """The worker's resident, anonymous and huge-page memory (see probe._collapse_heap)."""
+    """The worker's resident, anonymous and huge-page memory (see zygote.collapse_heap)."""
     with open(f"/proc/{pid}/smaps_rollup") as f:
         got = dict(line.split(":", 1) for line in f if ":" in line)
     return ", ".join(f"{k} {int(got[k].split()[0]) // 1024} MB" for k in ("Rss", "Anonymous", "AnonHugePages") if k in got)
@@ -257,7 +298,10 @@ def bench_worker(rounds: int, probe: str) -> None:
     sys.path.insert(0, str(ROOT))
     from grader.pipeline import Grader
     from grader.sandbox import bwrap
-    bwrap.PROBE = Path(probe)       # the file bwrap binds as the worker's probe.py
+    if os.path.isdir(probe):
+        bwrap.RUNTIME = Path(probe)     # the folder bwrap binds as the runtime
+    else:
+        bwrap.PROBE = Path(probe)       # a self-contained probe.py, bound as the entry script
     paths = samples()
     print(f"(b) warm bwrap worker, {probe}, slot 6: {len(paths)} samples x {rounds} rounds")
     per = {p.name: [] for p in paths}
@@ -320,7 +364,7 @@ def check_writer(probe) -> None:
     for key, v in values.items():
         assert probe._encode(v, key, pending, {"max_elements": 10**6})["kind"] == "tensor", key
     if not hasattr(probe, "_safetensors"):
-        print("(c) this probe.py writes through safetensors.torch: nothing to check")
+        print("(c) this runtime writes through safetensors.torch: nothing to check")
         return
     ours = probe._safetensors({k: pending[k] for k in values})
     theirs = st.save({k: v.detach().resolve_neg().clone(memory_format=torch.contiguous_format) for k, v in values.items()})
@@ -353,7 +397,8 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=9, help="runs per sample in (a)")
     ap.add_argument("--rounds", type=int, default=10, help="rounds over all samples in (b)")
     ap.add_argument("--only", choices=("runner", "worker", "check"))
-    ap.add_argument("--probe", default=str(PROBE), help="the probe.py measured (default: the tree's)")
+    ap.add_argument("--probe", default=str(RUNTIME),
+                    help="the runtime measured: a runtime folder (default: the tree's) or a single-file probe.py")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--child", choices=("runner", "profile", "check"), help=argparse.SUPPRESS)
     ap.add_argument("--jobs", help=argparse.SUPPRESS)

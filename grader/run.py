@@ -19,7 +19,8 @@ from .expected import Reference
 from .model import CallOutcome, CellRun, ErrorInfo, Layout, RunResult, Submission, Value
 from .rubric import Rubric
 from .sandbox import Worker, WorkerDied
-from .sandbox.probe import CHANNEL_LOST, plan
+from .sandbox.runtime.protocol import (CHANNEL_LOST, EXITS, FD_OUTPUT, MAX_TUPLE, answer_seconds, plan, split_record,
+                                      step_of)
 
 MAX_JSON_LINE = 4 * 2**20
 _DTYPES = {torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int8, torch.int16, torch.int32,
@@ -83,18 +84,12 @@ def _arg(value, key: str, tensors: dict) -> dict:
     raise TypeError(f"a case argument of type {type(value).__name__} cannot be sent to the sandbox")
 
 
-def job_budget(spec: dict) -> float:
-    """The most a job may take before the worker itself is presumed stuck."""
-    steps = len(plan(spec))
-    return spec["limits"]["cell_seconds"] * (steps + 3) + 30
-
-
 def execute(sub: Submission, layout: Layout, rubric: Rubric, reference: Reference, worker: Worker,
             timeout: float | None = None) -> RunResult:
     spec, blob = build_job(rubric, layout, reference, timeout)
     t0 = time.perf_counter()
     try:
-        reply = worker.run(spec, blob, job_budget(spec))
+        reply = worker.run(spec, blob, answer_seconds(spec))
         header, files = reply.header, reply.files
         notes = list(worker.notes)
     except WorkerDied as e:
@@ -111,11 +106,11 @@ def decode(spec: dict, header: dict, files: dict, rubric: Rubric, sandbox: str, 
     records: dict[int, dict] = {}
     values: dict[int, dict] = {}      # each step's own tensors: a record reaches no other step's
     for name, data in sorted(files.items()):
-        if name.startswith("step-") and name[5:].isdigit() and int(name[5:]) < len(steps):
-            # filed by the worker under the step it saw running (probe._watch), whatever the record says
-            n = int(name[5:])
+        n = step_of(name)
+        if n is not None and n < len(steps):
+            # filed by the worker under the step it saw running (supervise.watch), whatever the record says
             records[n], values[n] = _step_record(data, n, notes)
-        elif name == "fd-output.txt" and data.strip():
+        elif name == FD_OUTPUT and data.strip():
             notes.append("output written below Python (C extensions, subprocesses): "
                          + data[:2000].decode("utf-8", "replace"))
     events = {e["step"]: e for e in header.get("events", []) if isinstance(e, dict) and isinstance(e.get("step"), int)}
@@ -151,28 +146,26 @@ def decode(spec: dict, header: dict, files: dict, rubric: Rubric, sandbox: str, 
 
 
 def _step_record(data: bytes, n: int, notes: list[str]) -> tuple[dict, dict]:
-    """A step's record as the runner sent it (probe._report): a 4-byte length, the JSON record,
-    then the step's tensors as one safetensors file. Hostile bytes: anything malformed is nothing."""
-    size = int.from_bytes(data[:4], "big") if len(data) >= 4 else -1
-    rec = _json(data[4:4 + size]) if 0 < size <= len(data) - 4 else None
+    """A step's record as the runner sent it (protocol.split_record): a 4-byte length, the JSON
+    record, then the step's tensors as one safetensors file. Hostile bytes: anything malformed is nothing."""
+    parts = split_record(data)
+    rec = _json(parts[0]) if parts is not None else None
     if not isinstance(rec, dict):
         return {}, {}
     tensors = {}
-    if len(data) > 4 + size:
+    if parts[1]:
         try:
-            tensors = st.load(data[4 + size:])
+            tensors = st.load(parts[1])
         except Exception as e:
             notes.append(f"step {n}: unreadable tensor data ({type(e).__name__}); its values are lost")
     return rec, tensors
 
 
-_EXITS = ("os._exit", "posix._exit")
-
-
 def _event(raw, rec: dict, where: str) -> tuple[str, bool, bool] | None:
     """What the worker saw end a step: (the reason, whether the process exited rather than hit a
-    limit, whether it exited by itself during the step). An exit the process announced (probe's
-    exit hook: how, code, cell, line) is named only when the worker saw that exit code."""
+    limit, whether it exited by itself during the step). An exit the process announced (the
+    runner's exit hook, runtime/execute.py: how, code, cell, line) is named only when the worker
+    saw that exit code."""
     if not isinstance(raw, dict):
         return None
     text = _s(raw.get("status"), 300)
@@ -181,7 +174,7 @@ def _event(raw, rec: dict, where: str) -> tuple[str, bool, bool] | None:
         return text, "exited" in text or "ended" in text, False
     claim = rec.get("exit") if isinstance(rec.get("exit"), dict) else {}
     said = {k: claim.get(k) for k in ("code", "cell", "line")}
-    if claim.get("how") in _EXITS and all(isinstance(v, int) and not isinstance(v, bool) for v in said.values()) \
+    if claim.get("how") in EXITS and all(isinstance(v, int) and not isinstance(v, bool) for v in said.values()) \
             and said["code"] % 256 == code:
         text = (f"the program exited by calling {claim['how']}({said['code']}) in cell {said['cell']}, "
                 f"line {said['line']}: the values computed before that point were graded")
@@ -274,8 +267,9 @@ def _value(meta, tensors: dict, cap: int, depth: int = 0) -> Value:
     if kind == "none":
         return Value(kind="none")
     items = meta.get("items")
-    if kind == "tuple" and depth == 0 and isinstance(items, list) and (len(items) <= 16 or len(items) <= cap and all(
-            isinstance(m, dict) and m.get("kind") in ("number", "bool") for m in items)):     # see probe._encode
+    if kind == "tuple" and depth == 0 and isinstance(items, list) and (
+            len(items) <= MAX_TUPLE or len(items) <= cap and all(
+                isinstance(m, dict) and m.get("kind") in ("number", "bool") for m in items)):     # see codec.encode
         return Value(kind="tuple", items=tuple(_value(m, tensors, cap, 1) for m in items), type_name=_s(meta.get("type"), 20))
     if kind == "refused":
         return Value(kind="refused", type_name=_s(meta.get("type"), 200), reason=_s(meta.get("reason"), 300))

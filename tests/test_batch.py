@@ -18,14 +18,13 @@ import time
 
 import pytest
 
-from conftest import ROOT, RUBRIC, SAMPLES, needs_bwrap
+from helpers import ROOT, RUBRIC, SAMPLE_NAMES, SAMPLES, needs_bwrap, read_golden
 
 pytestmark = needs_bwrap
 
-# What `grade` gives each sample (checked by running it): the batch must give exactly this.
-EXPECTED = {"000_be4a6993b089033a": 0.0, "001_seed_repaired": 6.0, "002_correct_notebook": 25.0,
-            "003_correct_script": 25.0, "004_attention_mistakes": 19.5, "005_detection_mistakes": 18.25,
-            "006_blank_starter": 0.0, "008_no_scale_script": 21.5}
+# What `grade` gives each sample (its golden record, tests/golden/<sample>.json, which test_engine
+# checks `grade` against): the batch must give exactly this.
+EXPECTED = {name: read_golden(name)["score"] for name in SAMPLE_NAMES if name != "007_partly_broken"}
 
 
 def copy_samples(dest, names):
@@ -122,9 +121,8 @@ def test_the_sandbox_dies_with_the_process_that_started_it(tmp_path):
     """kill -9 of the grader leaves nothing running: the zygote sees its control socket close and
     exits, and its workers (and their jobs) go with it. Started from a thread that has ended by
     then, as a Dask worker's zygote may be."""
-    code = textwrap.dedent(f"""
-        import sys, threading, time
-        sys.path.insert(0, {str(ROOT)!r})
+    code = textwrap.dedent("""
+        import threading, time
         from grader.sandbox import Worker
         w = Worker("bwrap", slot=0)
         t = threading.Thread(target=w.start)
@@ -132,7 +130,7 @@ def test_the_sandbox_dies_with_the_process_that_started_it(tmp_path):
         print(w.sandbox.proc.pid, w.sandbox.worker_pid(0), flush=True)
         time.sleep(60)
         """)
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         sandbox, worker = (int(p) for p in proc.stdout.readline().split())
         assert os.path.exists(f"/proc/{worker}"), "the worker outlived the thread that started it"
@@ -279,8 +277,6 @@ def test_bad_inputs_each_get_a_reason(tmp_path):
 
 
 _KILLABLE = """
-import sys
-sys.path.insert(0, {root!r})
 from grader.batch import run_batch
 run_batch({subs!r}, {rubric!r}, {out!r}, jobs=1, force=False, dask_address=None, sandbox="bwrap",
           lang="en", progress=False, timeout=3)
@@ -298,8 +294,8 @@ def test_killed_batch_resumes_with_nothing_lost_or_doubled(tmp_path):
         f.write_bytes(f.read_bytes() + f"\n# copy {k}\n".encode())
     out = tmp_path / "out"
     db = out / "gradebook.sqlite"
-    code = _KILLABLE.format(root=str(ROOT), subs=str(subs), rubric=str(RUBRIC), out=str(out))
-    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    code = _KILLABLE.format(subs=str(subs), rubric=str(RUBRIC), out=str(out))
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True, cwd=ROOT)   # `python -c` imports from cwd
     committed = 0
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and proc.poll() is None:

@@ -1,17 +1,15 @@
 """Values already captured survive whatever the submission's code does later (issue 13, finding 8):
 it exits the process, deletes its working directory, replaces json/pickle/safetensors/os.write/open.
 Each submission has a correct Part A and a correct `box_iou` before the code that does it; under the
-real bwrap sandbox, they are still graded, and the run's reason is the true one."""
+real bwrap sandbox, they are still graded, and the run's reason is the true one; and (last in each
+test) the next submission is graded right."""
 from __future__ import annotations
 
 import textwrap
 import uuid
 
-import pytest
-
-from conftest import SAMPLES, needs_bwrap
-from test_engine import PART_A
-from test_verdicts import BOX_IOU as CORRECT_BOX_IOU
+from helpers import BOX_IOU as CORRECT_BOX_IOU
+from helpers import PART_A, assert_next_submission_graded_right, needs_bwrap
 
 pytestmark = needs_bwrap
 
@@ -28,14 +26,6 @@ output = attention @ V
 '''
 
 PART_A_ITEMS = ("Q", "K", "V", "score", "attention", "output")
-
-
-@pytest.fixture
-def grader(bwrap_grader):
-    yield bwrap_grader
-    # the next submission is graded right, whatever the previous one did
-    after = bwrap_grader.grade(SAMPLES / "003_correct_script")
-    assert after.score == 25.0, [(i.id, i.status, i.message.en) for i in after.items if i.status != "pass"]
 
 
 def grade(grader, tmp_path, last_cell_tail: str = "", extra_cell: str = ""):
@@ -69,8 +59,8 @@ def last_block(result, cell: int, run: str = "public"):
     return [c for c in result.run.cells if c.run == run and c.cell == cell][-1]
 
 
-def test_os_exit_in_the_last_block_keeps_every_value_computed_before(grader, tmp_path):
-    result, source = grade(grader, tmp_path, """
+def test_os_exit_in_the_last_block_keeps_every_value_computed_before(bwrap_grader, tmp_path):
+    result, source = grade(bwrap_grader, tmp_path, """
         print("output computed")
         import os
         os._exit(0)
@@ -84,11 +74,12 @@ def test_os_exit_in_the_last_block_keeps_every_value_computed_before(grader, tmp
         assert (cell.status, cell.note) == ("exit", why)
     assert "output computed" in last_block(result, 3).stdout and "never printed" not in last_block(result, 3).stdout
     assert result.run.limit_hit is None and f"{why} (the public run)" in result.run.notes
+    assert_next_submission_graded_right(bwrap_grader)
 
 
-def test_exit_below_python_is_reported_as_the_worker_saw_it(grader, tmp_path):
+def test_exit_below_python_is_reported_as_the_worker_saw_it(bwrap_grader, tmp_path):
     # posix's _exit reached without the os module (ctypes): no line to name, the truth still told
-    result, _ = grade(grader, tmp_path, extra_cell="""
+    result, _ = grade(bwrap_grader, tmp_path, extra_cell="""
         import ctypes
         ctypes.CDLL(None)._exit(3)
         """)
@@ -96,10 +87,11 @@ def test_exit_below_python_is_reported_as_the_worker_saw_it(grader, tmp_path):
     cell = last_block(result, 4)
     assert (cell.status, cell.note) == ("exit", "the process exited (exit code 3) during cell 4: "
                                                 "the values computed before that point were graded")
+    assert_next_submission_graded_right(bwrap_grader)
 
 
-def test_deleting_the_working_directory_loses_nothing(grader, tmp_path):
-    result, _ = grade(grader, tmp_path, extra_cell="""
+def test_deleting_the_working_directory_loses_nothing(bwrap_grader, tmp_path):
+    result, _ = grade(bwrap_grader, tmp_path, extra_cell="""
         import os, shutil
         here = os.getcwd()
         for root, dirs, files in os.walk(here, topdown=False):
@@ -112,10 +104,11 @@ def test_deleting_the_working_directory_loses_nothing(grader, tmp_path):
     assert_graded(result)
     cell = last_block(result, 4)
     assert cell.status == "ok" and "left: []" in cell.stdout
+    assert_next_submission_graded_right(bwrap_grader)
 
 
-def test_replacing_serialisers_and_builtins_after_the_last_block_loses_nothing(grader, tmp_path):
-    result, _ = grade(grader, tmp_path, extra_cell="""
+def test_replacing_serialisers_and_builtins_after_the_last_block_loses_nothing(bwrap_grader, tmp_path):
+    result, _ = grade(bwrap_grader, tmp_path, extra_cell="""
         import builtins, json, os, pickle, struct, time
         import safetensors.torch
         import torch
@@ -142,13 +135,14 @@ def test_replacing_serialisers_and_builtins_after_the_last_block_loses_nothing(g
     assert_graded(result)
     cell = last_block(result, 4)
     assert cell.status == "ok" and "replaced" in cell.stdout
+    assert_next_submission_graded_right(bwrap_grader)
 
 
-def test_forged_frames_cannot_replace_a_value_reported_before(grader, tmp_path):
+def test_forged_frames_cannot_replace_a_value_reported_before(bwrap_grader, tmp_path):
     # The student's code shares the runner's process and can write to its channel to the worker.
     # A record forged for an earlier step (Q's, under the public seed) is not taken; frames that
     # do not parse end the run there, and what was reported before is kept.
-    result, source = grade(grader, tmp_path, extra_cell="""
+    result, source = grade(bwrap_grader, tmp_path, extra_cell="""
         import json, os, stat, struct
         import safetensors.torch
         import torch
@@ -180,10 +174,11 @@ def test_forged_frames_cannot_replace_a_value_reported_before(grader, tmp_path):
     assert_graded(result)
     cell = last_block(result, 4)
     assert cell.status == "exit" and "the grader's own channel" in cell.note, cell.note
+    assert_next_submission_graded_right(bwrap_grader)
 
 
-def test_closing_the_grader_channel_ends_the_run_there_and_says_so(grader, tmp_path):
-    result, _ = grade(grader, tmp_path, extra_cell="""
+def test_closing_the_grader_channel_ends_the_run_there_and_says_so(bwrap_grader, tmp_path):
+    result, _ = grade(bwrap_grader, tmp_path, extra_cell="""
         import os
         os.closerange(3, 4096)
         print("closed")
@@ -193,17 +188,19 @@ def test_closing_the_grader_channel_ends_the_run_there_and_says_so(grader, tmp_p
     assert (cell.status, cell.note) == ("exit", "the program closed or replaced the grader's channel to its worker "
                                                 "during cell 4, which ended the run there: the values computed "
                                                 "before that point were graded")
+    assert_next_submission_graded_right(bwrap_grader)
 
 
-def test_a_killed_runner_replays_and_loses_or_doubles_nothing(grader, tmp_path):
+def test_a_killed_runner_replays_and_loses_or_doubles_nothing(bwrap_grader, tmp_path):
     # Killed between Part A's two cells, in every run: Q, K, V were reported before the kill, the
     # re-forked runner replays the run's earlier cells silently and reports score, attention, output.
     kill = "\n# %%\nimport os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n"
     path = tmp_path / f"killed-{uuid.uuid4().hex[:6]}.py"
     path.write_text(PART_A + BOX_IOU + kill + ATTENTION, encoding="utf-8")
-    result = grader.grade(path)
+    result = bwrap_grader.grade(path)
     assert_graded(result)
     for run in ("public", "hidden-1", "hidden-2"):
         cell = last_block(result, 3, run)
         assert cell.status == "limit" and "SIGKILL" in cell.note
         assert [c.status for c in result.run.cells if c.run == run and c.cell == 4] == ["ok", "ok"]
+    assert_next_submission_graded_right(bwrap_grader)

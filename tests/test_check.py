@@ -7,22 +7,21 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from conftest import needs_bwrap
-from fixtures.packs import graded, pack_dir
 from grader.check import exit_code, junit_xml
 from grader.cli import main
 from grader.pack import load_pack_rubric
+from helpers import ROOT, needs_bwrap
 
 pytestmark = needs_bwrap
 
 
 @pytest.fixture(scope="module")
-def rubric():
-    return load_pack_rubric(pack_dir() / "hw2.rubric.toml")
+def rubric(pack_dir):
+    return load_pack_rubric(pack_dir / "hw2.rubric.toml")
 
 
-def test_correct_notebook_passes_every_auto_graded_item(rubric):
-    result = graded("correct.ipynb")
+def test_correct_notebook_passes_every_auto_graded_item(rubric, pack_results):
+    result = pack_results["correct.ipynb"]
     auto = [i for i in result.items if not i.id.startswith("written")]
     assert all(i.status == "pass" for i in auto), [(i.id, i.status, i.message.en) for i in auto]
     assert all(i.status == "manual" for i in result.items if i.id.startswith("written"))
@@ -30,14 +29,14 @@ def test_correct_notebook_passes_every_auto_graded_item(rubric):
     assert exit_code(result, rubric, fail_under=result.score + 1) == 1
 
 
-def test_blank_starter_fails_and_fail_under_gates_on_points(rubric):
-    result = graded("blank.ipynb")
+def test_blank_starter_fails_and_fail_under_gates_on_points(rubric, pack_results):
+    result = pack_results["blank.ipynb"]
     assert result.score == 0 and exit_code(result, rubric) == 1
     assert exit_code(result, rubric, fail_under=0) == 0
 
 
-def test_known_mistakes_show_their_hints_from_the_pack(rubric):
-    result = graded("mistakes.ipynb")
+def test_known_mistakes_show_their_hints_from_the_pack(rubric, pack_results):
+    result = pack_results["mistakes.ipynb"]
     hinted = {i.id: i.mistake for i in result.items if i.mistake}
     assert hinted, "the sample with attention mistakes should match known mistakes"
     for i in result.items:
@@ -75,8 +74,8 @@ def assert_junit_schema(el: ET.Element) -> None:
         assert_junit_schema(child)
 
 
-def test_junit_xml_is_valid_and_has_one_testcase_per_item(rubric):
-    result = graded("mistakes.ipynb")
+def test_junit_xml_is_valid_and_has_one_testcase_per_item(rubric, pack_results):
+    result = pack_results["mistakes.ipynb"]
     root = ET.fromstring(junit_xml(result, rubric, "en"))
     assert root.tag == "testsuites"
     assert_junit_schema(root)
@@ -100,13 +99,13 @@ def test_the_schema_check_itself_can_fail():
 
 
 # --- the command ----------------------------------------------------------------------------------
-def test_check_command_from_a_pack_without_reference(tmp_path, monkeypatch, capsys):
+def test_check_command_from_a_pack_without_reference(pack_dir, tmp_path, monkeypatch, capsys):
     from grader import expected
     def no_reference(*a, **k):
         raise AssertionError("the self-check must not touch the reference package")
     monkeypatch.setattr(expected.Reference, "__init__", no_reference)
     folder = tmp_path / "work"
-    shutil.copytree(pack_dir(), folder)
+    shutil.copytree(pack_dir, folder)
     junit = tmp_path / "out.xml"
     code = main(["check", str(folder / "correct.ipynb"), "--junit", str(junit), "--lang", "en"])
     out = capsys.readouterr().out
@@ -119,9 +118,9 @@ def test_check_command_from_a_pack_without_reference(tmp_path, monkeypatch, caps
     assert (tmp_path / "b.html").is_file()
 
 
-def test_check_usage_errors_exit_2(tmp_path, capsys):
+def test_check_usage_errors_exit_2(pack_dir, tmp_path, capsys):
     lonely = tmp_path / "hw2.ipynb"
-    shutil.copyfile(pack_dir() / "correct.ipynb", lonely)
+    shutil.copyfile(pack_dir / "correct.ipynb", lonely)
     assert main(["check", str(lonely)]) == 2
     assert "checks.safetensors" in capsys.readouterr().err
     assert main(["check", str(tmp_path / "missing.ipynb")]) == 2
@@ -131,7 +130,6 @@ def test_check_usage_errors_exit_2(tmp_path, capsys):
 
 def test_ci_examples_are_workflows_that_run_the_commands():
     yaml = pytest.importorskip("yaml")
-    from conftest import ROOT
     student = yaml.safe_load((ROOT / "docs/ci/student-assignment.yml").read_text(encoding="utf-8"))
     steps = student["jobs"]["check"]["steps"]
     runs = " ".join(s.get("run", "") for s in steps)

@@ -12,7 +12,7 @@ import textwrap
 import pytest
 import torch
 
-from conftest import ROOT, RUBRIC, needs_bwrap
+from helpers import ROOT, RUBRIC, needs_bwrap
 from grader import contract
 from grader.errors import RubricError
 from grader.expected import Reference
@@ -350,11 +350,10 @@ def test_unstable_softmax_fails_the_stability_cases_with_its_hint(bwrap_grader, 
 
 
 @needs_bwrap
-def test_the_self_check_sees_a_stability_case(student):
+def test_the_self_check_sees_a_stability_case(checker, student):
     """The pack carries a public stability case, so a student's `grade.py check` catches the
     unstable softmax before submitting, with the hint."""
-    from fixtures.packs import checker
-    by_id = {i.id: i for i in checker().grade(student).items}
+    by_id = {i.id: i for i in checker.grade(student).items}
     sdpa = by_id["scaled_dot_product_attention"]
     assert (sdpa.status, sdpa.mistake, sdpa.points) == ("partial", "sdpa-unstable-softmax", 1.5)
     assert {c.case_id for c in sdpa.cases if not c.passed} == {"public:large-scores", "public:softmax-overflow-underflow"}

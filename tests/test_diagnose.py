@@ -5,7 +5,6 @@ import math
 
 import torch
 
-import conftest  # noqa: F401  (puts the repo on sys.path)
 from grader import diagnose
 from grader.model import CaseCheck, ErrorInfo, Text
 

@@ -1,28 +1,39 @@
-"""The engine end to end on the bundled samples, under the real bwrap sandbox."""
+"""The engine end to end on the bundled samples, under both sandbox kinds: what is tested here is
+grading (the same under bwrap and without a sandbox), not confinement (test_security.py). Each test
+that takes `engine_grader` or `engine_samples` runs once per kind."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from conftest import ROOT, SAMPLES, statuses
-
-GOLDEN = json.loads((ROOT / "tests" / "golden" / "samples.json").read_text())
-SCORES = {"000_be4a6993b089033a": 0.0, "001_seed_repaired": 6.0, "002_correct_notebook": 25.0,
-          "003_correct_script": 25.0, "004_attention_mistakes": 19.5, "005_detection_mistakes": 18.25,
-          "006_blank_starter": 0.0, "007_partly_broken": 9.0, "008_no_scale_script": 21.5}
+from helpers import GOLDEN, PART_A, SAMPLE_NAMES, SAMPLES, golden_diff, golden_record, read_golden, statuses
 
 
-@pytest.mark.parametrize("name", sorted(GOLDEN))
-def test_sample_statuses_and_scores(bwrap_grader, name):
-    result = bwrap_grader.grade(SAMPLES / name)
-    assert statuses(result) == GOLDEN[name]
-    assert result.score == SCORES[name]
+@pytest.mark.parametrize("name", SAMPLE_NAMES)
+def test_sample_matches_its_golden_record(engine_samples, golden, name):
+    """Each sample's score, and each item's status, points, known mistake, message and hint in both
+    languages, exactly as in tests/golden/<name>.json."""
+    result = engine_samples[name]
+    record = golden_record(result)
+    expected = golden.expected(name, record)
+    assert record == expected, golden_diff(record, expected)
     assert result.max_score == 40.0
 
 
-def test_seed_sheet_names_the_broken_line(bwrap_grader):
-    result = bwrap_grader.grade(SAMPLES / "000_be4a6993b089033a")
+def test_every_golden_record_is_of_a_bundled_sample(golden):
+    """One golden record per sample: none left over from a sample that is gone (with
+    --update-golden, a left-over record is deleted)."""
+    stale = sorted(p for p in GOLDEN.glob("*.json") if p.stem not in SAMPLE_NAMES)
+    if golden.update:
+        for p in stale:
+            p.unlink()
+        stale = []
+    assert stale == [], f"golden records of no sample: {[p.name for p in stale]}"
+
+
+def test_seed_sheet_names_the_broken_line(engine_samples):
+    result = engine_samples["000_be4a6993b089033a"]
     q = next(i for i in result.items if i.id == "Q")
     assert q.status == "error"
     assert "W Q = torch.randn(4, 4)" in q.message.en and "SyntaxError" in q.message.en
@@ -34,8 +45,8 @@ def test_seed_sheet_names_the_broken_line(bwrap_grader):
     assert answers["written.3.2"].startswith("最大改进")
 
 
-def test_known_mistakes_named(bwrap_grader):
-    result = bwrap_grader.grade(SAMPLES / "005_detection_mistakes")
+def test_known_mistakes_named(engine_samples):
+    result = engine_samples["005_detection_mistakes"]
     by_id = {i.id: i for i in result.items}
     assert by_id["box_iou"].mistake == "iou-plus-one"
     assert by_id["nms"].mistake == "nms-ge"
@@ -44,22 +55,22 @@ def test_known_mistakes_named(bwrap_grader):
     assert by_id["decode_boxes"].status == "pass"
 
 
-def test_follow_through_and_limits(bwrap_grader):
-    r8 = bwrap_grader.grade(SAMPLES / "008_no_scale_script")
+def test_follow_through_and_limits(engine_samples):
+    r8 = engine_samples["008_no_scale_script"]
     by_id = {i.id: i for i in r8.items}
     assert by_id["score"].mistake == "score-no-scale" and by_id["score"].status == "partial"
     assert by_id["attention"].mistake == "follows-upstream" and by_id["attention"].points == 0.75
-    r7 = bwrap_grader.grade(SAMPLES / "007_partly_broken")
+    r7 = engine_samples["007_partly_broken"]
     assert r7.run.limit_hit.startswith("time limit of 3 s reached in nms()")
     assert {i.id: i.status for i in r7.items}["box_iou"] == "pass"      # graded after nms hung
     skipped = " ".join(t.en for t in r7.layout.skipped)
     assert "%matplotlib inline" in skipped and "!pip install tqdm" in skipped
 
 
-def test_grading_twice_gives_the_same_result(bwrap_grader):
+def test_grading_twice_gives_the_same_result(engine_grader):
     from grader.report import to_json
-    a = to_json(bwrap_grader.grade(SAMPLES / "004_attention_mistakes"), "en")
-    b = to_json(bwrap_grader.grade(SAMPLES / "004_attention_mistakes"), "en")
+    a = to_json(engine_grader.grade(SAMPLES / "004_attention_mistakes"), "en")
+    b = to_json(engine_grader.grade(SAMPLES / "004_attention_mistakes"), "en")
     strip = lambda d: json.dumps({k: v for k, v in d.items() if k not in ("run", "environment")}, sort_keys=True)
     assert strip(a) == strip(b)
 
@@ -70,50 +81,41 @@ def _script(tmp_path, body: str, name="hw2.py"):
     return path
 
 
-PART_A = '''import torch
-import torch.nn.functional as F
-X = torch.tensor([[1.0, 0.0, 1.0, 0.0], [1.0, 2.0, 1.0, 0.0], [0.0, 1.0, 0.0, 1.0], [0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 1.0, 0.0]])
-W_Q = torch.randn(4, 4)
-W_K = torch.randn(4, 4)
-W_V = torch.randn(4, 4)
-#todo compute Q K V
-Q = X @ W_Q
-K = X @ W_K
-V = X @ W_V
-'''
-
-
-def test_hard_coded_answer_fails_hidden_seeds(bwrap_grader, tmp_path):
+def test_hard_coded_answer_fails_hidden_seeds(engine_grader, tmp_path):
     from reference.hw2 import part_a
     q = part_a.compute(part_a.canonical_inputs(0))["Q"].tolist()
     body = PART_A.replace("Q = X @ W_Q", f"Q = torch.tensor({q})")
-    result = bwrap_grader.grade(_script(tmp_path, body))
+    result = engine_grader.grade(_script(tmp_path, body))
     item = next(i for i in result.items if i.id == "Q")
     assert item.status == "fail"
     assert [c.passed for c in item.cases] == [True, False, False]
 
 
-def test_reseeding_is_diagnosed_as_changed_inputs(bwrap_grader, tmp_path):
+def test_reseeding_is_diagnosed_as_changed_inputs(engine_grader, tmp_path):
     body = PART_A.replace("W_Q = torch.randn(4, 4)", "torch.manual_seed(42)\nW_Q = torch.randn(4, 4)")
-    item = next(i for i in bwrap_grader.grade(_script(tmp_path, body)).items if i.id == "Q")
+    item = next(i for i in engine_grader.grade(_script(tmp_path, body)).items if i.id == "Q")
     assert item.status == "partial" and item.mistake == "changed-inputs" and item.points == 0.5
     body = PART_A.replace("W_V = torch.randn(4, 4)", "W_V = torch.randn(4, 4)\nX = X * 2")
-    item = next(i for i in bwrap_grader.grade(_script(tmp_path, body)).items if i.id == "Q")
+    item = next(i for i in engine_grader.grade(_script(tmp_path, body)).items if i.id == "Q")
     assert item.mistake == "changed-inputs" and item.points == 0.0 and "`X`" in item.hint.en
 
 
-def test_later_cell_reusing_a_name_does_not_clobber_the_checkpoint(bwrap_grader, tmp_path):
+def test_later_cell_reusing_a_name_does_not_clobber_the_checkpoint(engine_grader, tmp_path):
     body = PART_A + "\n# %%\nQ = None  # reused later for something else\n"
-    item = next(i for i in bwrap_grader.grade(_script(tmp_path, body)).items if i.id == "Q")
+    item = next(i for i in engine_grader.grade(_script(tmp_path, body)).items if i.id == "Q")
     assert item.status == "pass"
 
 
-def test_without_a_sandbox_the_same_grades_and_it_says_so():
-    from grader.pipeline import Grader
-    with Grader(ROOT / "rubrics" / "hw2.toml", sandbox="none") as g:
-        result = g.grade(SAMPLES / "004_attention_mistakes")
-    assert result.score == SCORES["004_attention_mistakes"] and statuses(result) == GOLDEN["004_attention_mistakes"]
+def test_without_a_sandbox_the_same_grades_and_it_says_so(none_samples):
+    result = none_samples["004_attention_mistakes"]
+    assert golden_record(result) == read_golden("004_attention_mistakes")
     assert result.run.sandbox == "none" and "not sandboxed" in result.run.notes[0]
+
+
+def test_every_result_names_the_sandbox_it_ran_in(engine_samples, sandbox_kind):
+    for name, result in engine_samples.items():
+        assert result.run.sandbox == sandbox_kind, name
+        assert any("not sandboxed" in n for n in result.run.notes) == (sandbox_kind == "none"), (name, result.run.notes)
 
 
 def test_cli_exit_codes_and_json(tmp_path):
@@ -128,12 +130,12 @@ def test_cli_exit_codes_and_json(tmp_path):
     assert main(["frobnicate"]) == 2
 
 
-def test_nbconvert_exported_script_with_ipython_calls(bwrap_grader, tmp_path):
+def test_nbconvert_exported_script_with_ipython_calls(engine_grader, tmp_path):
     """A notebook exported with `jupyter nbconvert --to script`: `# In[ ]:` cells, magics turned
     into get_ipython() calls, and Jupyter's `display` used without an import."""
     body = ("#!/usr/bin/env python\n# coding: utf-8\n\n# In[1]:\n\n\nget_ipython().run_line_magic('matplotlib', 'inline')\n"
             + PART_A + "display(Q)\n\n\n# In[2]:\n\n\nget_ipython().system('pip install tqdm')\nprint('after')\n")
-    result = bwrap_grader.grade(_script(tmp_path, body))
+    result = engine_grader.grade(_script(tmp_path, body))
     assert statuses(result)["Q"] == "pass"
     code = [c for c in result.run.cells if c.run == "public"]
     assert [c.cell for c in code] == [2, 2, 3]          # cell 1 is the shebang and coding comment
@@ -141,27 +143,27 @@ def test_nbconvert_exported_script_with_ipython_calls(bwrap_grader, tmp_path):
     assert sum("get_ipython()" in t.en for t in result.layout.skipped) == 2
 
 
-def test_follow_through_is_a_marked_partial_never_a_pass(bwrap_grader):
-    item = next(i for i in bwrap_grader.grade(SAMPLES / "008_no_scale_script").items if i.id == "output")
+def test_follow_through_is_a_marked_partial_never_a_pass(engine_samples):
+    item = next(i for i in engine_samples["008_no_scale_script"].items if i.id == "output")
     assert item.status == "partial" and item.points == 0.75 and item.mistake == "follows-upstream"
     assert item.message.en.startswith("follow-through: right from your own earlier values; against the reference, ")
     assert item.hint.en.startswith("follow-through: `output` is computed correctly from your own earlier values")
 
 
-def test_function_whose_cell_failed_names_the_cause(bwrap_grader, tmp_path):
+def test_function_whose_cell_failed_names_the_cause(engine_grader, tmp_path):
     body = ("# %%\nimport torch\n# %%\nimport torchvision\n"
             "def nms(boxes, scores, iou_threshold):\n    return torchvision.ops.nms(boxes, scores, iou_threshold)\n")
-    item = next(i for i in bwrap_grader.grade(_script(tmp_path, body)).items if i.id == "nms")
+    item = next(i for i in engine_grader.grade(_script(tmp_path, body)).items if i.id == "nms")
     assert item.status == "error"
     assert item.message.en == ("`nms` was never defined: cell 2, line 1 raised ModuleNotFoundError: "
                                "`import torchvision` (No module named 'torchvision')")
     assert item.hint.en.startswith("`torchvision` is not available where your code is graded")
 
 
-def test_passing_cases_carry_their_largest_error(bwrap_grader):
+def test_passing_cases_carry_their_largest_error(engine_samples):
     """Single- and multi-output functions alike (sdpa returns (output, weights)): a passing case
     reports its largest absolute error, which is within tolerance."""
-    r = bwrap_grader.grade(next((SAMPLES / "003_correct_script").iterdir()))
+    r = engine_samples["003_correct_script"]
     for item_id in ("scaled_dot_product_attention", "box_iou"):
         item = next(i for i in r.items if i.id == item_id)
         assert item.status == "pass"
@@ -169,11 +171,11 @@ def test_passing_cases_carry_their_largest_error(bwrap_grader):
         assert all(e is not None and 0.0 <= e <= 1e-4 for e in errors), (item_id, errors)
 
 
-def test_result_json_holds_values_of_failing_cases_only(bwrap_grader):
+def test_result_json_holds_values_of_failing_cases_only(engine_samples):
     """A passing case's values are the reference's within tolerance (the same for every student):
     the JSON keeps them out; a failing public case keeps both sides, as numbers."""
     from grader.report import to_json
-    data = to_json(bwrap_grader.grade(next((SAMPLES / "004_attention_mistakes").iterdir())), "en")
+    data = to_json(engine_samples["004_attention_mistakes"], "en")
     cases = [c for i in data["items"] for c in i["cases"]]
     passing = [c for c in cases if c["passed"]]
     failing = [c for c in cases if not c["passed"] and c["public"] and c["run"] == "public"]

@@ -15,8 +15,7 @@ import uuid
 
 import pytest
 
-from conftest import ROOT, RUBRIC, needs_bwrap
-from test_engine import PART_A
+from helpers import PART_A, ROOT, RUBRIC, needs_bwrap
 
 ASK = """
 # %%

@@ -1,8 +1,8 @@
-"""Feedback end to end: golden statuses and hints for each sample under the real bwrap sandbox, the
-HTML page in real headless Chromium, and what the student view must never show."""
+"""Feedback end to end: each sample's golden record (statuses, points, messages and hints in both
+languages) under the real bwrap sandbox, the HTML page in real headless Chromium, and what the
+student view must never show."""
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 from pathlib import Path
@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT, SAMPLES, statuses
 from grader.feedback import _num, render_feedback, write_feedback
+from helpers import SAMPLE_NAMES, golden_diff, golden_record
 
-GOLDEN = json.loads((ROOT / "tests" / "golden" / "samples.json").read_text())
 SEED = "000_be4a6993b089033a"
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -31,15 +30,12 @@ HINTS = {
 }
 
 
-@pytest.fixture(scope="module")
-def results(bwrap_grader):
-    return {name: bwrap_grader.grade(SAMPLES / name) for name in sorted(GOLDEN)}
-
-
-@pytest.mark.parametrize("name", sorted(GOLDEN))
-def test_golden_statuses_and_hints(results, name):
-    r = results[name]
-    assert statuses(r) == GOLDEN[name]
+@pytest.mark.parametrize("name", SAMPLE_NAMES)
+def test_golden_record_and_hints(bwrap_samples, golden, name):
+    r = bwrap_samples[name]
+    record = golden_record(r)       # statuses, points, and messages and hints in both languages
+    expected = golden.expected(name, record)
+    assert record == expected, golden_diff(record, expected)
     items = {i.id: i for i in r.items}
     for item_id, fragment in HINTS.get(name, {}).items():
         hint = items[item_id].hint
@@ -50,8 +46,8 @@ def test_golden_statuses_and_hints(results, name):
             assert i.hint is None, i.id
 
 
-def test_seed_sheet_page_names_the_line_and_its_cost(results):
-    html = render_feedback(results[SEED], "en", "student")
+def test_seed_sheet_page_names_the_line_and_its_cost(bwrap_samples):
+    html = render_feedback(bwrap_samples[SEED], "en", "student")
     broke = html[html.index('id="what-broke"'):html.index('id="part-A"')]
     assert "cell 2, line 10" in broke and "W Q = torch.randn(4, 4)" in broke and "SyntaxError" in broke
     assert '<span class="srcline caret">  ^</span>' in broke            # the caret under `Q`, column 3
@@ -61,14 +57,14 @@ def test_seed_sheet_page_names_the_line_and_its_cost(results):
         assert item in broke
     # The rest is graded: the written answers are shown as submitted, for the instructor's review.
     assert "awaiting the instructor&#39;s review" in html and "梯度裁剪" in html
-    zh = render_feedback(results[SEED], "zh", "student")
+    zh = render_feedback(bwrap_samples[SEED], "zh", "student")
     assert "你是想写 <code>W_Q</code> 吗？变量名中不能有空格" in zh and "出错的地方" in zh
 
 
-def test_student_view_hides_hidden_values_and_reference_code(results, bwrap_grader):
+def test_student_view_hides_hidden_values_and_reference_code(bwrap_samples, bwrap_grader):
     ref = bwrap_grader.reference
     for name in ("004_attention_mistakes", "005_detection_mistakes", "008_no_scale_script"):
-        r = results[name]
+        r = bwrap_samples[name]
         html = render_feedback(r, "en", "student")
         public = _public_numbers(r)     # a hidden case may share a value with a public one (same fixed X)
         # Numbers of hidden cases' expected values never reach the page.
@@ -95,7 +91,7 @@ def test_student_view_hides_hidden_values_and_reference_code(results, bwrap_grad
         for line in ("corners = round_half_away_from_zero(rois[:, 1:] * spatial_scale).long()",
                      "The product and the rounding happen in the features' dtype"):
             assert line not in html
-    instructor = render_feedback(results["004_attention_mistakes"], "en", "instructor")
+    instructor = render_feedback(bwrap_samples["004_attention_mistakes"], "en", "instructor")
     assert "softmax-dim0" in instructor and "Cell runs" in instructor
 
 
@@ -122,13 +118,13 @@ def test_every_fixed_string_has_both_languages():
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed (CI installs it)")
-def test_chinese_text_is_drawn_with_a_cjk_font_not_boxes(results, tmp_path):
+def test_chinese_text_is_drawn_with_a_cjk_font_not_boxes(bwrap_samples, tmp_path):
     """The fonts the browser really used for the page's Chinese heading and summary (DevTools'
     CSS.getPlatformFontsForNode): on a fresh Debian machine without a CJK font every glyph of it
     is a box; scripts/setup.sh installs one and the page's font stack names it."""
     from browser import Browser
     page = tmp_path / "zh.html"
-    write_feedback(results["004_attention_mistakes"], page, "zh", "student")
+    write_feedback(bwrap_samples["004_attention_mistakes"], page, "zh", "student")
     with Browser(tmp_path / "profile") as browser:
         browser.open(page.as_uri())
         fonts = browser.fonts_for("h1")
@@ -139,9 +135,9 @@ def test_chinese_text_is_drawn_with_a_cjk_font_not_boxes(results, tmp_path):
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed (CI installs it)")
 @pytest.mark.parametrize("name", ["004_attention_mistakes", SEED])
-def test_page_renders_in_headless_chromium(results, tmp_path, name):
+def test_page_renders_in_headless_chromium(bwrap_samples, tmp_path, name):
     page = tmp_path / f"{name}.html"
-    write_feedback(results[name], page, "en", "student")
+    write_feedback(bwrap_samples[name], page, "en", "student")
     # Console messages (errors included) go to stderr with --enable-logging=stderr.
     proc = subprocess.run(
         [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -152,7 +148,7 @@ def test_page_renders_in_headless_chromium(results, tmp_path, name):
     dom = proc.stdout
     console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert not console, console
-    assert 'id="score"' in dom and f"Score: {results[name].score:g} / 40" in dom
+    assert 'id="score"' in dom and f"Score: {bwrap_samples[name].score:g} / 40" in dom
     assert "<script" not in dom and "http://" not in dom.replace('xmlns="http://www.w3.org/2000/svg"', "")
     if name == SEED:
         assert "W Q = torch.randn(4, 4)" in dom and "what-broke" in dom

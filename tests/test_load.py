@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import SAMPLES
+from helpers import SAMPLES
 from grader.blanks import layout, strip_magics
 from grader.errors import SubmissionError
 from grader.load import load_submission

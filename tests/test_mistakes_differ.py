@@ -6,14 +6,11 @@ import importlib
 import importlib.util
 import sys
 import tomllib
-from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from helpers import ROOT
 
 RUBRIC_PATH = ROOT / "rubrics" / "hw2.toml"
 RUBRIC = tomllib.loads(RUBRIC_PATH.read_text(encoding="utf-8"))

@@ -12,11 +12,11 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from fixtures.packs import RUBRIC, ROOT, pack_dir
 from grader.errors import RubricError
 from grader.expected import Reference
 from grader.pack import load_pack, load_pack_rubric
 from grader.rubric import load_rubric
+from helpers import ROOT, RUBRIC
 
 
 @pytest.fixture(scope="module")
@@ -24,16 +24,17 @@ def reference():
     return Reference(load_rubric(RUBRIC))
 
 
-def pack_files() -> list[Path]:
-    return [p for p in pack_dir().iterdir() if p.name.startswith(("hw2.", "grade.py", "README"))]
+def pack_files(pack_dir: Path) -> list[Path]:
+    """The pack's own files (not the submissions put beside them)."""
+    return [p for p in pack_dir.iterdir() if p.name.startswith(("hw2.", "grade.py", "README"))]
 
 
-def test_pack_holds_the_starter_checks_and_public_rubric():
-    names = {p.name for p in pack_files()}
+def test_pack_holds_the_starter_checks_and_public_rubric(pack_dir):
+    names = {p.name for p in pack_files(pack_dir)}
     assert names == {"hw2.ipynb", "hw2.py", "hw2.checks.safetensors", "hw2.rubric.toml", "grade.py", "README.md"}
-    assert (pack_dir() / "hw2.ipynb").read_bytes() == (ROOT / "reference/hw2/starter.ipynb").read_bytes()
-    assert (pack_dir() / "hw2.py").read_bytes() == (ROOT / "reference/hw2/starter.py").read_bytes()
-    data = tomllib.loads((pack_dir() / "hw2.rubric.toml").read_text(encoding="utf-8"))
+    assert (pack_dir / "hw2.ipynb").read_bytes() == (ROOT / "reference/hw2/starter.ipynb").read_bytes()
+    assert (pack_dir / "hw2.py").read_bytes() == (ROOT / "reference/hw2/starter.py").read_bytes()
+    data = tomllib.loads((pack_dir / "hw2.rubric.toml").read_text(encoding="utf-8"))
     assert "hidden_seeds" not in data["assignment"] and "reference" not in data["assignment"]
     for item in data["items"]:
         assert not {"reference", "cases", "follows", "concepts"} & set(item), item["id"]
@@ -41,9 +42,9 @@ def test_pack_holds_the_starter_checks_and_public_rubric():
             assert set(m) == {"id", "credit", "hint"}
 
 
-def test_pack_rubric_matches_the_rubric_and_has_only_the_public_run():
+def test_pack_rubric_matches_the_rubric_and_has_only_the_public_run(pack_dir):
     full = load_rubric(RUBRIC)
-    packed = load_pack_rubric(pack_dir() / "hw2.rubric.toml")
+    packed = load_pack_rubric(pack_dir / "hw2.rubric.toml")
     assert packed.runs == (("public", 0),)
     assert [i.id for i in packed.items] == [i.id for i in full.items]
     for a, b in zip(packed.items, full.items):
@@ -52,8 +53,8 @@ def test_pack_rubric_matches_the_rubric_and_has_only_the_public_run():
         assert [(m.id, m.credit, m.hint) for m in a.mistakes] == [(m.id, m.credit, m.hint) for m in b.mistakes]
 
 
-def test_packed_reference_answers_like_the_reference_on_public_cases(reference):
-    rubric, packed = load_pack(pack_dir() / "hw2.checks.safetensors")
+def test_packed_reference_answers_like_the_reference_on_public_cases(reference, pack_dir):
+    rubric, packed = load_pack(pack_dir / "hw2.checks.safetensors")
     for item in rubric.items_of("function"):
         full_item = reference.rubric.item(item.id)
         public = [c for c in reference.cases(full_item) if c.public]
@@ -84,9 +85,9 @@ def _same(a, b) -> bool:
 
 
 # --- nothing of the solution leaks ----------------------------------------------------------------
-def _pack_text() -> str:
+def _pack_text(pack_dir: Path) -> str:
     """Every pack file as text, the checks file's JSON header included."""
-    return "\n".join(p.read_bytes().decode("utf-8", "replace") for p in pack_files())
+    return "\n".join(p.read_bytes().decode("utf-8", "replace") for p in pack_files(pack_dir))
 
 
 def _starter_text() -> str:
@@ -108,8 +109,8 @@ def _solution_lines() -> list[str]:
     return lines
 
 
-def test_no_line_of_the_reference_code_is_in_the_pack():
-    text, starter = _pack_text(), _starter_text()
+def test_no_line_of_the_reference_code_is_in_the_pack(pack_dir):
+    text, starter = _pack_text(pack_dir), _starter_text()
     checked = 0
     for raw in _solution_lines():
         line = raw.strip()
@@ -120,8 +121,8 @@ def test_no_line_of_the_reference_code_is_in_the_pack():
     assert checked > 300      # the search ran on the code, not on nothing
 
 
-def test_no_hidden_seed_or_hidden_value_is_in_the_pack(reference):
-    text = _pack_text()
+def test_no_hidden_seed_or_hidden_value_is_in_the_pack(reference, pack_dir):
+    text = _pack_text(pack_dir)
     for seed in reference.rubric.hidden_seeds:
         assert not re.search(rf"(?<![\d.]){seed}(?![\d.])", text), f"hidden seed {seed} appears in the pack"
     hidden, public = set(), set()
@@ -139,7 +140,7 @@ def test_no_hidden_seed_or_hidden_value_is_in_the_pack(reference):
     hidden -= public          # a value both seeds share (0.5, 1/7, ...) proves nothing
     assert len(hidden) > 1000
     packed = set()
-    with safe_open(str(pack_dir() / "hw2.checks.safetensors"), framework="pt") as f:
+    with safe_open(str(pack_dir / "hw2.checks.safetensors"), framework="pt") as f:
         for key in f.keys():
             _floats(f.get_tensor(key), packed)
     assert packed and not (packed & hidden), f"{len(packed & hidden)} hidden values are in the checks file"
@@ -162,8 +163,8 @@ def _floats(x, bag: set) -> None:
 
 
 # --- the pack rubric is validated like a rubric ---------------------------------------------------
-def test_a_pack_rubric_with_hidden_seeds_is_refused(tmp_path):
-    text = (pack_dir() / "hw2.rubric.toml").read_text(encoding="utf-8")
+def test_a_pack_rubric_with_hidden_seeds_is_refused(pack_dir, tmp_path):
+    text = (pack_dir / "hw2.rubric.toml").read_text(encoding="utf-8")
     bad = tmp_path / "hw2.rubric.toml"
     bad.write_text(text.replace("public_seed = 0", "public_seed = 0\nhidden_seeds = [1]"), encoding="utf-8")
     with pytest.raises(RubricError, match="hidden_seeds.*unknown key"):

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from conftest import RUBRIC, ROOT, SAMPLES, needs_bwrap
+from helpers import ROOT, RUBRIC, SAMPLES, needs_bwrap
 
 pytestmark = needs_bwrap
 STUDENTS = ["001_seed_repaired", "004_attention_mistakes", "005_detection_mistakes"]
@@ -35,7 +35,6 @@ def _files(out):
 
 REDRAW = """
 import sys
-sys.path.insert(0, {root!r})
 from grader.cli import main
 code = main(["redraw", {out!r}])
 print("exit", code, "sandbox imported", any(m.startswith("grader.sandbox") for m in sys.modules),
@@ -51,8 +50,8 @@ def test_redraw_gives_the_batchs_pages_and_exports_byte_for_byte_from_the_gradeb
     for k in before:
         if not k.endswith("summary.html"):
             (out / k).unlink()                          # ...and nothing drawn left to copy from
-    run = subprocess.run([sys.executable, "-c", REDRAW.format(root=str(ROOT), out=str(out))], capture_output=True,
-                         text=True, timeout=120, env={"PATH": "/nonexistent"})      # no bwrap on the PATH either
+    run = subprocess.run([sys.executable, "-c", REDRAW.format(out=str(out))], capture_output=True, text=True,
+                         timeout=120, cwd=ROOT, env={"PATH": "/nonexistent"})      # no bwrap on the PATH either
     assert run.returncode == 0, run.stderr[-2000:]
     assert "exit 0 sandbox imported False reference imported False" in run.stdout, run.stdout
     after = _files(out)

@@ -4,22 +4,17 @@ Part A against the seeded global RNG and pinned values."""
 from __future__ import annotations
 
 import math
-import sys
 from decimal import ROUND_HALF_UP, Decimal
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from reference.hw2 import (box_iou, causal_mask, cases, decode_boxes, encode_boxes,  # noqa: E402
-                           multi_head_attention, nms, part_a, roi_pool, scaled_dot_product_attention)
-from reference.hw2.roi_pool import round_half_away_from_zero  # noqa: E402
+# `reference` is the repository's folder (conftest.py puts the repository on sys.path)
+from reference.hw2 import (box_iou, causal_mask, cases, decode_boxes, encode_boxes, multi_head_attention, nms,
+                           part_a, roi_pool, scaled_dot_product_attention)
+from reference.hw2.roi_pool import round_half_away_from_zero
 
 
 def t(rows, dtype=torch.float32):

@@ -6,7 +6,7 @@ import json
 import nbformat
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT
 from grader.cli import main
 from grader.release import ReleaseError, blank_code, release, starter_notebook
 

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from conftest import RUBRIC
+from helpers import RUBRIC
 from grader.errors import RubricError
 from grader.expected import Reference
 from grader.rubric import load_rubric

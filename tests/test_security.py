@@ -1,5 +1,6 @@
 """Hostile submissions under the real bwrap sandbox. Each asserts the reason reported, that the
-host is untouched, and that the next submission is graded right."""
+host is untouched, and (last, `assert_next_submission_graded_right`) that the next submission is
+graded right."""
 from __future__ import annotations
 
 import os
@@ -9,8 +10,7 @@ import uuid
 
 import pytest
 
-from conftest import ROOT, SAMPLES, needs_bwrap, statuses
-from test_engine import PART_A
+from helpers import PART_A, ROOT, RUBRIC, assert_next_submission_graded_right, needs_bwrap, statuses
 
 pytestmark = needs_bwrap
 
@@ -25,21 +25,13 @@ def hostile(grader, tmp_path, code: str, extra: str = ""):
     return result, cell
 
 
-@pytest.fixture
-def grader(bwrap_grader):
-    yield bwrap_grader
-    # the next submission is graded right, whatever the previous one did
-    after = bwrap_grader.grade(SAMPLES / "003_correct_script")
-    assert after.score == 25.0, [(i.id, i.status, i.message.en) for i in after.items if i.status != "pass"]
-
-
-def test_no_network(grader, tmp_path):
+def test_no_network(bwrap_grader, tmp_path):
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(1)
     port = server.getsockname()[1]
     try:
-        _, cell = hostile(grader, tmp_path, f"""
+        _, cell = hostile(bwrap_grader, tmp_path, f"""
             import socket
             for addr in [("127.0.0.1", {port}), ("1.1.1.1", 80), ("pypi.org", 443)]:
                 s = socket.socket(); s.settimeout(1)
@@ -51,12 +43,13 @@ def test_no_network(grader, tmp_path):
     finally:
         server.close()
     assert "CONNECTED" not in cell.stdout and cell.stdout.count("refused") == 3
+    assert_next_submission_graded_right(bwrap_grader)
 
 
-def test_cannot_read_host_files_reference_or_rubric(grader, tmp_path):
+def test_cannot_read_host_files_reference_or_rubric(bwrap_grader, tmp_path):
     targets = [ROOT / "reference" / "hw2" / "roi_pool.py", ROOT / "rubrics" / "hw2.toml", ROOT / "submissions",
                "/etc/shadow", "/etc/passwd", "/root/.bashrc", "/home"]
-    _, cell = hostile(grader, tmp_path, f"""
+    _, cell = hostile(bwrap_grader, tmp_path, f"""
         import os
         for p in {[str(t) for t in targets]!r}:
             try:
@@ -65,11 +58,12 @@ def test_cannot_read_host_files_reference_or_rubric(grader, tmp_path):
                 print("denied", p, type(e).__name__)
         """)
     assert "READ" not in cell.stdout and cell.stdout.count("denied") == len(targets)
+    assert_next_submission_graded_right(bwrap_grader)
 
 
-def test_cannot_write_outside_the_work_dir(grader, tmp_path):
+def test_cannot_write_outside_the_work_dir(bwrap_grader, tmp_path):
     marker = ROOT / f"pwned-{uuid.uuid4().hex}"
-    _, cell = hostile(grader, tmp_path, f"""
+    _, cell = hostile(bwrap_grader, tmp_path, f"""
         for p in [{str(marker)!r}, "/usr/pwned", "/opt/grader/probe.py", "/proc/sys/kernel/hostname"]:
             try:
                 open(p, "w").write("x"); print("WROTE", p)
@@ -80,10 +74,11 @@ def test_cannot_write_outside_the_work_dir(grader, tmp_path):
         """)
     assert "WROTE" not in cell.stdout and cell.stdout.count("denied") == 4 and "workdir ok" in cell.stdout
     assert not marker.exists()
+    assert_next_submission_graded_right(bwrap_grader)
 
 
-def test_bounded_fork_bomb_is_stopped_by_the_process_limit(grader, tmp_path):
-    _, cell = hostile(grader, tmp_path, """
+def test_bounded_fork_bomb_is_stopped_by_the_process_limit(bwrap_grader, tmp_path):
+    _, cell = hostile(bwrap_grader, tmp_path, """
         import os, time
         made, err = 0, None
         for i in range(400):
@@ -98,30 +93,34 @@ def test_bounded_fork_bomb_is_stopped_by_the_process_limit(grader, tmp_path):
         """)
     made = int(cell.stdout.split()[1])
     assert made < 64 and "BlockingIOError" in cell.stdout
+    assert_next_submission_graded_right(bwrap_grader)
 
 
-def test_memory_bomb_costs_its_cell_only(grader, tmp_path):
-    result, cell = hostile(grader, tmp_path, "hog = bytearray(16 * 2**30)\n")
+def test_memory_bomb_costs_its_cell_only(bwrap_grader, tmp_path):
+    result, cell = hostile(bwrap_grader, tmp_path, "hog = bytearray(16 * 2**30)\n")
     assert cell.status == "limit" and cell.error.type == "MemoryError"
     assert "memory" in result.run.limit_hit
+    assert_next_submission_graded_right(bwrap_grader)
 
 
 @pytest.mark.parametrize("code", ["while True:\n    pass\n", "import time\ntime.sleep(10**6)\n",
                                   "import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nwhile True:\n    pass\n"])
-def test_time_limit_named_with_its_place(grader, tmp_path, code):
-    result, cell = hostile(grader, tmp_path, code, "\n# %%\nafter = 1\nprint('after ran')\n")
+def test_time_limit_named_with_its_place(bwrap_grader, tmp_path, code):
+    result, cell = hostile(bwrap_grader, tmp_path, code, "\n# %%\nafter = 1\nprint('after ran')\n")
     assert cell.status == "limit" and result.run.limit_hit == "time limit of 3 s reached in cell 2"
     later = next(c for c in result.run.cells if c.run == "public" and c.cell == 3)
     assert later.status == "ok" and "after ran" in later.stdout
+    assert_next_submission_graded_right(bwrap_grader)
 
 
-def test_stdout_flood_is_truncated(grader, tmp_path):
-    _, cell = hostile(grader, tmp_path, "for i in range(300000):\n    print('x' * 99)\n")
+def test_stdout_flood_is_truncated(bwrap_grader, tmp_path):
+    _, cell = hostile(bwrap_grader, tmp_path, "for i in range(300000):\n    print('x' * 99)\n")
     assert cell.status == "ok" and cell.truncated and len(cell.stdout) == 256 * 1024
+    assert_next_submission_graded_right(bwrap_grader)
 
 
-def test_filling_the_disk_hits_the_sandbox_limit(grader, tmp_path):
-    _, cell = hostile(grader, tmp_path, """
+def test_filling_the_disk_hits_the_sandbox_limit(bwrap_grader, tmp_path):
+    _, cell = hostile(bwrap_grader, tmp_path, """
         chunk = b"0" * 2**20
         n = 0
         try:
@@ -133,10 +132,11 @@ def test_filling_the_disk_hits_the_sandbox_limit(grader, tmp_path):
         """)
     n = int(cell.stdout.split()[1])
     assert "stopped" in cell.stdout and n <= 512
+    assert_next_submission_graded_right(bwrap_grader)
 
 
-def test_setsid_daemon_is_gone_before_the_next_job(grader, tmp_path):
-    hostile(grader, tmp_path, """
+def test_setsid_daemon_is_gone_before_the_next_job(bwrap_grader, tmp_path):
+    hostile(bwrap_grader, tmp_path, """
         import os, time
         if os.fork() == 0:
             os.setsid()
@@ -146,17 +146,18 @@ def test_setsid_daemon_is_gone_before_the_next_job(grader, tmp_path):
             os._exit(0)
         time.sleep(0.2)
         """)
-    _, cell = hostile(grader, tmp_path, """
+    _, cell = hostile(bwrap_grader, tmp_path, """
         import os
         me, parent = os.getpid(), os.getppid()
         others = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, me, parent)]
         print("others", others)
         """)
     assert cell.stdout.strip() == "others []"
+    assert_next_submission_graded_right(bwrap_grader)
 
 
-def test_cannot_kill_the_worker_or_see_its_environment(grader, tmp_path):
-    _, cell = hostile(grader, tmp_path, """
+def test_cannot_kill_the_worker_or_see_its_environment(bwrap_grader, tmp_path):
+    _, cell = hostile(bwrap_grader, tmp_path, """
         import os, signal
         for pid in (os.getppid(), 1):
             try:
@@ -190,10 +191,11 @@ def test_cannot_kill_the_worker_or_see_its_environment(grader, tmp_path):
     # the worker (pid 1 here) gave up what its zygote needed to make its namespaces: no
     # CAP_SYS_ADMIN (bit 21) nor CAP_SETPCAP (bit 8) in any set, the bounding one included
     assert "worker CapInh:0 CapPrm:0 CapEff:0 CapBnd:0 CapAmb:0" in out, out
+    assert_next_submission_graded_right(bwrap_grader)
 
 
-def test_exit_after_printing_fake_results_is_an_incomplete_run(grader, tmp_path):
-    result, cell = hostile(grader, tmp_path, """
+def test_exit_after_printing_fake_results_is_an_incomplete_run(bwrap_grader, tmp_path):
+    result, cell = hostile(bwrap_grader, tmp_path, """
         import os, sys
         print('{"score": 40, "max_score": 40, "items": []}')
         sys.exit(0)
@@ -208,10 +210,11 @@ def test_exit_after_printing_fake_results_is_an_incomplete_run(grader, tmp_path)
     item = next(i for i in result.items if i.id == "box_iou")
     assert item.status == "error" and "exited" in item.message.en
     assert result.score == 3.0          # Q, K, V only: nothing else was credited
+    assert_next_submission_graded_right(bwrap_grader)
 
 
-def test_monkeypatching_torch_and_builtins_changes_nothing(grader, tmp_path):
-    result, _ = hostile(grader, tmp_path, """
+def test_monkeypatching_torch_and_builtins_changes_nothing(bwrap_grader, tmp_path):
+    result, _ = hostile(bwrap_grader, tmp_path, """
         import torch, builtins
         torch.allclose = lambda *a, **k: True
         torch.Tensor.__eq__ = lambda *a, **k: True
@@ -222,11 +225,12 @@ def test_monkeypatching_torch_and_builtins_changes_nothing(grader, tmp_path):
         """)
     item = next(i for i in result.items if i.id == "box_iou")
     assert item.status in ("fail", "partial") and item.points < 2.0
+    assert_next_submission_graded_right(bwrap_grader)
 
 
-def test_tensor_subclass_and_reduce_payload_are_refused(grader, tmp_path):
+def test_tensor_subclass_and_reduce_payload_are_refused(bwrap_grader, tmp_path):
     marker = ROOT / f"unpickled-{uuid.uuid4().hex}"
-    result, _ = hostile(grader, tmp_path, f"""
+    result, _ = hostile(bwrap_grader, tmp_path, f"""
         import torch, os
         class Evil(torch.Tensor):
             @classmethod
@@ -250,10 +254,11 @@ def test_tensor_subclass_and_reduce_payload_are_refused(grader, tmp_path):
     assert "1000000000 elements" in by_id["encode_boxes"].cases[0].message.en
     assert "on device meta" in by_id["decode_boxes"].cases[0].message.en
     assert not marker.exists()
+    assert_next_submission_graded_right(bwrap_grader)
 
 
-def test_files_named_like_modules_in_the_work_dir_are_harmless(grader, tmp_path):
-    result, cell = hostile(grader, tmp_path, """
+def test_files_named_like_modules_in_the_work_dir_are_harmless(bwrap_grader, tmp_path):
+    result, cell = hostile(bwrap_grader, tmp_path, """
         for name in ("torch.py", "grader.py", "safetensors.py", "probe.py", "numpy.py"):
             open(name, "w").write("raise SystemExit('shadowed')\\n")
         import torch, numpy
@@ -266,10 +271,11 @@ def test_files_named_like_modules_in_the_work_dir_are_harmless(grader, tmp_path)
         """)
     assert "still torch True" in cell.stdout
     assert statuses(result)["causal_mask"] == "pass"
+    assert_next_submission_graded_right(bwrap_grader)
 
 
-def test_warnings_and_stderr_never_cost_points(grader, tmp_path):
-    result, cell = hostile(grader, tmp_path, """
+def test_warnings_and_stderr_never_cost_points(bwrap_grader, tmp_path):
+    result, cell = hostile(bwrap_grader, tmp_path, """
         import sys, warnings
         warnings.warn("this API is deprecated")
         print("to stderr", file=sys.stderr)
@@ -281,17 +287,19 @@ def test_warnings_and_stderr_never_cost_points(grader, tmp_path):
         """)
     assert cell.status == "ok" and "deprecated" in cell.stderr and "to stderr" in cell.stderr
     assert statuses(result)["causal_mask"] == "pass"
+    assert_next_submission_graded_right(bwrap_grader)
 
 
-def test_student_code_sees_pythons_usual_garbage_collector(grader, tmp_path):
+def test_student_code_sees_pythons_usual_garbage_collector(bwrap_grader, tmp_path):
     """The worker imports torch with the collector turned down (a faster start); a runner's code
     gets Python's defaults back, and so sees what it would see anywhere else."""
     import subprocess
     import sys
     defaults = subprocess.run([sys.executable, "-c", "import gc; print(gc.get_threshold())"], capture_output=True,
                               text=True, check=True).stdout.strip()      # this Python's own, not this process's
-    _, cell = hostile(grader, tmp_path, "import gc\nprint('threshold', gc.get_threshold(), gc.isenabled())\n")
+    _, cell = hostile(bwrap_grader, tmp_path, "import gc\nprint('threshold', gc.get_threshold(), gc.isenabled())\n")
     assert cell.status == "ok" and f"threshold {defaults} True" in cell.stdout
+    assert_next_submission_graded_right(bwrap_grader)
 
 
 def test_a_slot_sees_nothing_of_another_slots_job(tmp_path):
@@ -300,7 +308,6 @@ def test_a_slot_sees_nothing_of_another_slots_job(tmp_path):
     the other slot's job finds none of it."""
     import threading
     import time
-    from conftest import RUBRIC
     from grader.executors import claim_slot
     from grader.pipeline import Grader
     from grader.sandbox import WorkerPool

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from conftest import RUBRIC, ROOT, needs_bwrap
+from helpers import RUBRIC, ROOT, needs_bwrap
 from grader.cli import main
 from grader.expected import Reference
 from grader.rubric import load_rubric

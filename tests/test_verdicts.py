@@ -9,8 +9,7 @@ import textwrap
 import pytest
 import torch
 
-from conftest import RUBRIC, needs_bwrap
-from test_engine import PART_A
+from helpers import BOX_IOU, PART_A, RUBRIC, needs_bwrap
 
 pytestmark = needs_bwrap
 
@@ -21,17 +20,6 @@ attention = torch.softmax(score, dim=-1)
 #todo output
 output = attention @ V
 """
-
-BOX_IOU = '''
-def box_iou(boxes1, boxes2):
-    a, b = boxes1[:, None, :], boxes2[None, :, :]
-    iw = (torch.min(a[..., 2], b[..., 2]) - torch.max(a[..., 0], b[..., 0])).clamp(min=0)
-    ih = (torch.min(a[..., 3], b[..., 3]) - torch.max(a[..., 1], b[..., 1])).clamp(min=0)
-    inter = iw * ih
-    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    return inter / (area_a + area_b - inter)
-'''
 
 NMS = '''
 def nms(boxes, scores, iou_threshold):

@@ -1,6 +1,7 @@
 """Run a job in a warm worker: one long-lived worker process per slot, all forked from one
-sandboxed `probe.py` zygote, confined by bubblewrap (`bwrap`) or, where there is none, run as plain
-child processes that say so (`none`).
+sandboxed zygote (the runtime package, `runtime/`), confined by bubblewrap (`bwrap`) or, where
+there is none, run as plain child processes that say so (`none`). Of the runtime, this side
+imports only `runtime.protocol` (the wire formats and budgets; no torch, no side effects).
 
 The zygote imports torch once and forks a worker per slot (a batch's sandboxes share that
 import); a worker forks a runner per job, so a job costs a fork, not an interpreter start. A
@@ -15,7 +16,6 @@ import queue
 import select
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from ..errors import SandboxError
 from . import bwrap
+from .runtime import protocol
 
 KINDS = ("bwrap", "none")
 READY_SECONDS = 120.0
@@ -119,8 +120,7 @@ class Sandbox:
                 job_r, job_w = os.pipe()
                 reply_r, reply_w = os.pipe()
                 try:
-                    uid = b"-" if job_uid is None else b"%d" % job_uid
-                    socket.send_fds(self._control, [b"spawn %d %s" % (slot, uid)], [job_r, reply_w])
+                    socket.send_fds(self._control, [protocol.spawn_message(slot, job_uid)], [job_r, reply_w])
                     return job_w, reply_r
                 except OSError as e:        # the zygote is gone: start it again, once
                     why = f"{e}; {self.stderr_tail() or 'no output'}"
@@ -136,7 +136,7 @@ class Sandbox:
         with self._lock:
             if self.proc is not None and self.proc.poll() is None:
                 try:
-                    self._control.send(b"stop %d" % slot)
+                    self._control.send(protocol.stop_message(slot))
                 except OSError:
                     pass
 
@@ -313,12 +313,7 @@ class Worker:
         except (WorkerDied, OSError) as e:
             self.close()
             raise WorkerDied(str(e) or "the worker stopped answering")
-        head, _, body = raw.partition(b"\n")
-        header = json.loads(head)
-        files, pos = {}, 0
-        for name, size in header.get("files", []):
-            files[name] = body[pos:pos + size]
-            pos += size
+        header, files = protocol.split_reply(raw)
         return Reply(header=header, files=files)
 
     def _frame(self, spec: dict, blob: bytes) -> tuple[str | None, bytes]:
@@ -334,8 +329,7 @@ class Worker:
             self._tmp = tempfile.TemporaryDirectory(prefix="grader-jobs-")   # one per worker, removed on close
         spec = dict(spec, id=self._counter, tmp="/tmp" if self.kind == "bwrap" else self._tmp.name)
         spec["limits"] = dict(spec["limits"], nproc=self._nproc(spec["limits"]["processes"]))
-        data = json.dumps(spec).encode()
-        return key, struct.pack(">I", len(data)) + data + struct.pack(">I", len(blob)) + blob
+        return key, protocol.job(spec, blob)
 
     def _nproc(self, processes: int) -> int:
         if self.job_uid is not None:     # a uid of its own: the count starts at zero
@@ -355,8 +349,7 @@ class Worker:
         return self._user_processes + processes + 16
 
     def _read_frame(self, deadline: float) -> bytes:
-        head = self._read(4, deadline)
-        (n,) = struct.unpack(">I", head)
+        (n,) = protocol.FRAME_HEAD.unpack(self._read(protocol.FRAME_HEAD.size, deadline))
         return self._read(n, deadline)
 
     def _read(self, n: int, deadline: float) -> bytes:

@@ -1,6 +1,7 @@
 """How the sandbox is confined: the bubblewrap command line and the two seccomp filters.
 
-One bwrap sandbox holds a zygote that imports torch once and forks a worker per slot (probe.py).
+One bwrap sandbox holds a zygote that imports torch once and forks a worker per slot (the runtime
+package, runtime/, started by its entry script probe.py: the only grader code bound inside).
 Each worker takes PID, mount and IPC namespaces of its own, with its own /tmp and /dev/shm, so
 two slots are as far apart as two bwrap sandboxes; that takes CAP_SYS_ADMIN, which only the
 zygote keeps: each worker drops it (with CAP_SETPCAP, which lets it drop it from the bounding
@@ -42,7 +43,10 @@ from pathlib import Path
 from ..errors import SandboxError
 
 JOB_UID_BASE = 60000
-PROBE = Path(__file__).with_name("probe.py")
+PROBE = Path(__file__).with_name("probe.py")        # the sandbox's entry script: loads RUNTIME, beside it
+RUNTIME = Path(__file__).with_name("runtime")       # the package of all the grader code that runs inside
+# Where the sandbox sees them (read-only): the entry finds the runtime beside itself.
+PROBE_MOUNT, RUNTIME_MOUNT = "/opt/grader/probe.py", "/opt/grader/runtime"
 GRADER_TREE = str(Path(__file__).resolve().parents[2])     # the folder holding grader/ (and reference/, rubrics/)
 DISTRIBUTION = "dl-autograder"
 _WORKER_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER")
@@ -121,7 +125,7 @@ def python_environment(mount: str = ENV_MOUNT) -> PythonEnv:
 def _own_files(paths: dict[str, str]) -> tuple[str, ...]:
     """The files of the grader's own installed distribution inside the environment (an editable
     install's finder names the project's folder): the sandbox cannot read them (/dev/null bound over each, on a nodev mount). It runs probe.py
-    and nothing else of the grader."""
+    and the runtime package, nothing else of the grader."""
     # Looked up in the environment's folders only: a checkout's own egg-info is on this process's path.
     files = [f for d in importlib.metadata.distributions(name=DISTRIBUTION, path=list(paths)) for f in d.files or ()]
     hidden = []
@@ -179,10 +183,10 @@ def command(tmp_mb: int, zygote_filter_fd: int | None, worker_filter_fd: int | N
     args += ["--proc", "/proc", "--dev", "/dev",
              "--perms", "1777", "--size", str(16 * 2**20), "--tmpfs", "/tmp",
              "--perms", "1777", "--size", str(16 * 2**20), "--tmpfs", "/dev/shm",
-             "--ro-bind", str(PROBE), "/opt/grader/probe.py", "--chdir", "/tmp"]
+             "--ro-bind", str(RUNTIME), RUNTIME_MOUNT, "--ro-bind", str(PROBE), PROBE_MOUNT, "--chdir", "/tmp"]
     if zygote_filter_fd is not None:
         args += ["--seccomp", str(zygote_filter_fd)]
-    zygote = [env.executable, "-I", "-S", "-B", "/opt/grader/probe.py", "--isolate", str(tmp_mb)] + env.probe_args()
+    zygote = [env.executable, "-I", "-S", "-B", PROBE_MOUNT, "--isolate", str(tmp_mb)] + env.probe_args()
     if worker_filter_fd is not None:
         zygote += ["--seccomp-fd", str(worker_filter_fd)]
     return [bwrap], args, zygote

@@ -92,9 +92,9 @@ def run(spec, blob, steps, resume_at, skip, progress_fd, workdir):
     if posix is not None:
         posix._exit = _exit_hook("posix._exit")
     for n, step in enumerate(steps):
-        run_ = spec["runs"][step["run"]]
+        this = spec["runs"][step["run"]]
         if step["kind"] == "block" and step["index"] == 0:
-            namespace = _fresh_namespace(run_["seed"])
+            namespace = _fresh_namespace(this["seed"])
         if n in skip:
             continue
         replay = n < resume_at
@@ -103,9 +103,9 @@ def run(spec, blob, steps, resume_at, skip, progress_fd, workdir):
         _send(progress_fd, BEGIN, n)
         tensors = {}
         if step["kind"] == "block":
-            result = _run_block(run_["blocks"][step["index"]], namespace, limits, replay, n, tensors, codes, progress_fd)
+            result = _run_block(this["blocks"][step["index"]], namespace, limits, replay, n, tensors, codes, progress_fd)
         else:
-            result = _run_call(run_["calls"][step["index"]], namespace, inputs, limits, n, tensors, run_["seed"],
+            result = _run_call(this["calls"][step["index"]], namespace, inputs, limits, n, tensors, this["seed"],
                                progress_fd)
         _send(progress_fd, END, n, b"" if replay else _report(result, n, tensors))
     _send(progress_fd, DONE, 0)

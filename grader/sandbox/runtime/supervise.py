@@ -19,8 +19,8 @@ import time
 
 from . import execute
 from .confine import become
-from .protocol import (BEGIN, DONE, END, EXIT, FD_OUTPUT, FD_OUTPUT_BYTES, MAX_RESULT_BYTES, STEP_FRAME, TAGS, job_seconds,
-                       plan, read_frame, reply, step_file, step_seconds, write_frame)
+from .protocol import (BEGIN, DONE, END, EXIT, FD_OUTPUT, FD_OUTPUT_BYTES, MAX_RESULT_BYTES, STEP_FRAME, TAGS,
+                       job_seconds, plan, read_frame, reply, step_file, step_seconds, write_frame)
 
 # A copy of builtins, as every module of the runtime takes one (see the package's docstring).
 __builtins__ = dict(vars(builtins))
