@@ -24,16 +24,21 @@ class Redrawn:
     missing: tuple[str, ...]         # runs stored without a record (an older gradebook): grade again
 
 
-def redraw(out_dir, students: set[str] | None = None) -> Redrawn:
-    out = Path(out_dir)
+def open_batch(out: Path) -> Gradebook:
+    """The gradebook of a batch's output folder, which must exist (redraw and review only read and add)."""
     path = out / "gradebook.sqlite"
     if not path.exists():
         raise UsageError(f"{path} does not exist; run `grade.py batch ... --out {out}` first")
-    with Gradebook(path) as book:
+    return Gradebook(path)
+
+
+def redraw(out_dir, students: set[str] | None = None) -> Redrawn:
+    out = Path(out_dir)
+    with open_batch(out) as book:
         runs = book.latest()
         unknown = sorted((students or set()) - set(runs))
         if unknown:
-            raise UsageError(f"no graded submission for {', '.join(map(repr, unknown))} in {path}")
+            raise UsageError(f"no graded submission for {', '.join(map(repr, unknown))} in {book.path}")
         done = redraw_pages(out, book, set(runs) if students is None else students)
         refresh_exports(out, book, set(runs) if students is None else students)
     return done

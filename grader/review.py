@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .errors import UsageError
 from .gradebook import Gradebook, Override
-from .redraw import Snapshots, redraw_pages, refresh_exports
+from .redraw import Snapshots, open_batch, redraw_pages, refresh_exports
 
 
 @dataclass(frozen=True)
@@ -39,10 +39,7 @@ def review(out_dir, csv_path=None, student=None, item=None, points=None, comment
     exports; with no points, list the written answers with the concepts each mentions. Raises
     UsageError, recording nothing, when any row names an unknown student or item or a bad score."""
     out = Path(out_dir)
-    path = out / "gradebook.sqlite"
-    if not path.exists():
-        raise UsageError(f"{path} does not exist; run `grade.py batch ... --out {out}` first")
-    with Gradebook(path) as book:
+    with open_batch(out) as book:
         runs = book.latest()
         rows = []
         if csv_path is not None:
