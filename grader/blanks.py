@@ -46,8 +46,8 @@ def layout(sub: Submission, wanted_variables: tuple[str, ...] = (), written_ids:
         # clobber it), or after the placeholder if nothing does
         real = next((d.block for d in definitions if d.name == name and d.filled and not d.function), None)
         for b in blocks:
-            if b.key == real or (real is None and (name in b.assigns or (b.syntax_error and _assigns_textually(b.source, name)))):
-                checkpoints[name] = b.key
+            if b.at == real or (real is None and (name in b.assigns or (b.syntax_error and _assigns_textually(b.source, name)))):
+                checkpoints[name] = b.at
                 break
     return Layout(blocks=tuple(blocks), blanks=tuple(blanks), checkpoints=checkpoints,
                   unfilled=frozenset(n for n, f in filled.items() if not f), skipped=tuple(skipped),
@@ -97,7 +97,7 @@ class Definition:
     name: str
     filled: bool
     function: bool
-    block: str          # the key of the block it is in
+    block: tuple[int, int]   # (cell, index) of the block it is in
 
 
 def _split(cell_index: int, source: str) -> tuple[list[Block], list[Blank], list[Definition], dict]:
@@ -132,7 +132,7 @@ def _split(cell_index: int, source: str) -> tuple[list[Block], list[Blank], list
         left = {n for s in body if _is_blank_stmt(s) for n in _assigned_names(s)} - filled
         blank = todo is not None and not filled and all(_is_blank_stmt(s) or _is_print(s) for s in body)
         defines = frozenset(s.name for s in body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)))
-        key = f"{cell_index}.{len(blocks)}"
+        key = (cell_index, len(blocks))
         definitions += [Definition(n, True, False, key) for n in sorted(filled)]
         if todo is not None:
             definitions += [Definition(n, False, False, key) for n in sorted(left)]
@@ -151,7 +151,7 @@ def _split(cell_index: int, source: str) -> tuple[list[Block], list[Blank], list
         if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)):
             inner = [ln for ln, _ in todos if s.lineno < ln <= (s.end_lineno or s.lineno)]
             stub = _is_stub(s)
-            block = next((b.key for b in blocks if b.first_line <= s.lineno <= b.last_line), f"{cell_index}.0")
+            block = next((b.at for b in blocks if b.first_line <= s.lineno <= b.last_line), (cell_index, 0))
             definitions.append(Definition(s.name, not stub, True, block))
             for ln in inner:
                 blanks.append(Blank(cell_index, ln, next(t for l2, t in todos if l2 == ln), not stub))

@@ -420,3 +420,29 @@ def import_hint(error: ErrorInfo) -> Text | None:
     return Text(f"评分环境中没有 `{mod}`（只有 torch 和 numpy）：请只用 torch 实现，不要依赖 `{mod}`。",
                 f"`{mod}` is not available where your code is graded (torch and numpy are): implement this "
                 f"with torch only, without `{mod}`.")
+
+
+# The runtime reports why a step stopped in English (it is the same text in logs); a student's
+# page shows it in their language. Unknown notes are shown as they are in both.
+_NOTES = [
+    (r"time limit of (\S+) s reached", "超过了 {0} 秒的时间限制"),
+    (r"CPU time limit reached", "超过了 CPU 时间限制"),
+    (r"killed \(SIGKILL; most likely the memory limit\)", "进程被强制结束（多半是超过了内存限制）"),
+    (r"memory limit reached", "超过了内存限制"),
+    (r"file size limit reached", "写入的文件超过了大小限制"),
+    (r"crashed \(segmentation fault\)", "进程崩溃（段错误）"),
+    (r"aborted", "进程中止（abort）"),
+    (r"killed by signal (\w+)", "进程被信号 {0} 结束"),
+    (r"the process exited \(exit code (-?\d+)\) before the step finished", "这一步完成之前进程就退出了（退出码 {0}）"),
+    (r"no record of this cell: the run ended before it", "没有这个单元的记录：运行在它之前就结束了"),
+    (r"no result for this case", "没有这个测试的结果"),
+]
+
+
+def note_text(note: str) -> Text:
+    """A runtime note in both languages (`time limit of 3 s reached` -> 超过了 3 秒的时间限制)."""
+    for pattern, zh in _NOTES:
+        m = re.fullmatch(pattern, note or "")
+        if m:
+            return Text(zh.format(*m.groups()), note)
+    return Text.same(note)

@@ -26,8 +26,8 @@ from types import SimpleNamespace as Fields
 import torch
 from markupsafe import Markup, escape
 
-from . import diagnose
 from .templating import template
+from .diagnose import note_text
 from .model import CaseCheck, ErrorInfo, GradeResult, ItemResult, Text
 
 # Every fixed string of the page, in both languages; the template gets them as `page.t`.
@@ -155,10 +155,7 @@ class _Context:
 
     def __init__(self, result: GradeResult, lang: str, instructor: bool, rubric):
         self.r, self.lang, self.instructor, self.rubric = result, lang, instructor, rubric
-        lay = result.layout
-        self.sources = diagnose.cell_sources(lay.blocks) if lay else {}
         self.cells = {c.index: c.source for c in result.submission.cells if c.kind == "code"}
-        self.broken = diagnose.broken_cells(result.run.cells, self.sources) if result.run else []
         self.title = rubric.title(lang) if rubric else result.assignment
 
     def tr(self, text: Text | None) -> str | None:
@@ -196,7 +193,7 @@ class _Context:
                      hidden_note=T["hidden_summary"](self.lang).format(failed=sum(not c.passed for c in hidden), total=len(hidden))
                      if any(not c.passed for c in hidden) else "",
                      public=self._case_lines(i),
-                     shown=None, example=None, error=self._item_error(i, name))
+                     shown=None, example=None, error=_error_view(i.error, self.lang) if i.error else None)
         shown = next((c for c in failing if c.public and (c.expected is not None or c.got is not None)), None)
         if shown is not None:
             out.shown = self._case_detail(shown, name, returns)
@@ -234,29 +231,13 @@ class _Context:
         for (out, e), (_, g) in zip(_components(c.expected, returns), _components(c.got, returns)):
             outputs.append(_compare_view(out, e, g))
         # What this (public) case's values show, e.g. the student's own row sums: safe to quote here.
-        seen = diagnose.case_hint(name, returns, c) if not c.passed else None
         return Fields(about=self.tr(c.about) or "", message=_rich(c.message(self.lang)), passed=c.passed,
-                      diagnosis=_rich(seen(self.lang)) if seen else None,
+                      diagnosis=self.rich(c.diagnosis),
                       inputs=inputs, outputs=outputs, boxes=_box_views(name, c, self.lang))
 
     def _params(self, name: str) -> tuple[str, ...]:
         """The student's own parameter names for a function item (from their code, not the reference's)."""
         return self.r.layout.signatures.get(name, ()) if self.r.layout else ()
-
-    def _item_error(self, i: ItemResult, name: str) -> Fields | None:
-        """The item's own error, from the public run: a cell's (script items) or a call's (functions)."""
-        run = self.r.run
-        if run is None or i.status != "error":
-            return None
-        err = None
-        key = self.r.layout.checkpoints.get(name) if self.r.layout else None
-        if key is not None:
-            cell, block = (int(x) for x in key.split("."))
-            cr = next((c for c in run.cells if c.run == "public" and c.cell == cell and c.block == block), None)
-            err = cr.error if cr else None
-        else:
-            err = next((o.error for o in run.calls.get(i.id, ()) if o.error is not None and o.case_id.startswith("public")), None)
-        return _error_view(err, self.lang) if err else None
 
     # -- the student's code ------------------------------------------------------------------
     def code_for(self, items) -> list[Fields]:
@@ -268,14 +249,14 @@ class _Context:
         for i in items:
             ri = self.rubric_item(i.id)
             name = ri.name if ri and ri.name else i.id
-            key = lay.checkpoints.get(name)
-            found = [int(key.split(".")[0])] if key else [b.cell for b in lay.blocks if name in b.defines]
+            at = lay.checkpoints.get(name)
+            found = [at[0]] if at else [b.cell for b in lay.blocks if name in b.defines]
             cells += [c for c in found if c not in cells]
         return [self._cell_view(c) for c in sorted(cells)]
 
     def _cell_view(self, cell: int) -> Fields:
         lay = self.r.layout
-        src = self.cells.get(cell) or self.sources.get(cell, "")
+        src = self.cells.get(cell, "")
         todo = set()
         for blank in lay.blanks:
             if blank.cell == cell:
@@ -283,42 +264,26 @@ class _Context:
                           default=blank.line)
                 todo.update(range(blank.line, end + 1))
         errors = {}
-        for e, _ in self.broken:
+        public = [c.error for c in (self.r.run.cells if self.r.run else ()) if c.run == "public" and c.error]
+        public += [c.error for i in self.r.items for c in i.cases if c.public and c.error]
+        for e in public:
             if e.cell == cell and e.line:
                 errors.setdefault(e.line, e)
-        for outs in (self.r.run.calls.values() if self.r.run else ()):
-            for o in outs:
-                if o.error is not None and o.error.cell == cell and o.error.line and o.case_id.startswith("public"):
-                    errors.setdefault(o.error.line, o.error)
         lines = "".join(_code_line(no, text, no in todo, errors.get(no)) for no, text in enumerate(src.split("\n"), 1))
         return Fields(cell=cell, lines=Markup(lines))
 
     # -- what broke, notices, environment ------------------------------------------------------
     def what_broke(self) -> list[Fields]:
         """Each root error of the public run, with the items it cost (errors that follow from it included)."""
-        if self.r.run is None:
-            return []
         roots: dict[tuple, Fields] = {}
         for i in self.r.items:
-            if i.status != "error":
+            root = i.cause
+            if i.status != "error" or root is None:
                 continue
             ri = self.rubric_item(i.id)
-            name = ri.name if ri and ri.name else i.id
-            key = self.r.layout.checkpoints.get(name) if self.r.layout else None
-            err = None
-            if key is not None:
-                cell, block = (int(x) for x in key.split("."))
-                cr = next((c for c in self.r.run.cells if c.run == "public" and c.cell == cell and c.block == block), None)
-                err = cr.error if cr else None
-            else:
-                err = next((o.error for o in self.r.run.calls.get(i.id, ()) if o.error is not None), None)
-            if err is None:
-                continue
-            root = diagnose.root_cause(err, self.broken)
             k = (root.cell, root.line, root.type, root.message)
             if k not in roots:      # the view and the hint once per root error, not once per item it cost
-                roots[k] = Fields(error=_error_view(root, self.lang), cost=[], lost=0.0,
-                                  hint=self.rich(diagnose.error_hint(root, self.sources.get(root.cell, ""), self.broken)))
+                roots[k] = Fields(error=_error_view(root, self.lang), cost=[], lost=0.0, hint=self.rich(i.cause_hint))
             entry = roots[k]
             entry.cost.append(ri.title(self.lang) + f" ({i.id})" if ri else i.id)
             entry.lost += i.max_points - i.points
@@ -332,8 +297,11 @@ class _Context:
         if self.r.load_error:
             out.append(T["load_error"](lang) + self.r.load_error(lang))
         if run is not None:
-            if run.limit_hit:
-                out.append(T["limit_hit"](lang) + run.limit_hit)
+            hit = next((c for c in run.cells if c.status == "limit"), None)
+            if hit is not None:
+                note = note_text(hit.note)
+                out.append(T["limit_hit"](lang) + (f"{note.zh}（第 {hit.cell} 个单元）" if lang == "zh"
+                                                   else f"{note.en} in cell {hit.cell}"))
             if run.sandbox == "none":
                 out.append(T["no_sandbox"](lang))
             out += [T["sandbox_note"](lang) + n for n in run.notes]

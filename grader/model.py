@@ -68,8 +68,9 @@ class Block:
     syntax_error: dict | None = None   # {"line", "offset", "message", "text"} when the cell does not parse
 
     @property
-    def key(self) -> str:
-        return f"{self.cell}.{self.index}"
+    def at(self) -> tuple[int, int]:
+        """(cell, index): where a checkpoint sits."""
+        return (self.cell, self.index)
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,8 @@ class CaseCheck:
     got: Any = None
     inputs: Any = None
     trivial: bool = False             # the right answer is empty or constant: a trivial answer passes it too
+    error: "ErrorInfo | None" = None  # the error the call raised, for a case that did not run to a value
+    diagnosis: Text | None = None     # what this failing public case's own values show (row sums, a transpose)
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,9 @@ class ItemResult:
     cases: tuple[CaseCheck, ...] = ()
     answer: str | None = None         # written answers, as submitted
     mistake: str | None = None
+    error: ErrorInfo | None = None    # an "error" item's own error, from the public run
+    cause: ErrorInfo | None = None    # the error to fix first: `error`, or the earlier one it follows from
+    cause_hint: Text | None = None    # what to do about `cause`
 
 
 @dataclass(frozen=True)
@@ -222,7 +228,7 @@ class Layout:
     """What `blanks` found in a submission: how to run it and where each item's answer lives."""
     blocks: tuple[Block, ...]
     blanks: tuple[Blank, ...]
-    checkpoints: dict          # variable name -> key of the block after which it is captured
+    checkpoints: dict          # variable name -> (cell, index) of the block after which it is captured
     unfilled: frozenset        # names (variables or functions) whose #todo was left as the starter had it
     skipped: tuple[Text, ...]  # magics and shell lines that were not run
     written: tuple[Written, ...]

@@ -180,7 +180,7 @@ def public_rubric_toml(rubric: Rubric, concepts: bool = False) -> str:
         if it.kind == "written":
             lines.append(f"question = {text(it.question)}")
             if concepts and it.concepts:
-                words = lambda t: json.dumps(t.split("|"), ensure_ascii=False)     # noqa: E731
+                words = lambda t: json.dumps(list(t), ensure_ascii=False)     # noqa: E731
                 lines.append("concepts = [" + ", ".join(f"{{ zh = {words(c.zh)}, en = {words(c.en)} }}"
                                                          for c in it.concepts) + "]")
             continue

@@ -28,9 +28,8 @@ def concept_hits(answer: str, concepts) -> list[tuple[str, str | None]]:
     low = (answer or "").lower()
     out = []
     for c in concepts:
-        words = [w for w in (c.zh.split("|") + c.en.split("|")) if w]
-        found = next((w for w in words if w.lower() in low), None)
-        out.append((" / ".join(dict.fromkeys([c.zh.split("|")[0], c.en.split("|")[0]])), found))
+        found = next((w for w in c.words if w.lower() in low), None)
+        out.append((c.label, found))
     return out
 
 

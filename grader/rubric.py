@@ -63,7 +63,7 @@ class Item:
     returns: tuple[str, ...] = ()
     follows: str = ""
     question: Text | None = None
-    concepts: tuple[Text, ...] = ()
+    concepts: tuple["Concept", ...] = ()
     signature: Signature | None = None   # [items.signature]: the function's contract (grader/contract.py)
 
     def location(self) -> str:
@@ -311,7 +311,22 @@ def parse_item(raw: dict, index: int, default_tol: Tolerance, parts: tuple[Part,
                 signature=signature)
 
 
-def _concept(raw, path: Path, where: str) -> Text:
+@dataclass(frozen=True)
+class Concept:
+    """What a good written answer mentions, as the words that say it in each language (the first is its name)."""
+    zh: tuple[str, ...]
+    en: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        return " / ".join(dict.fromkeys(w for w in (self.zh[:1] + self.en[:1]) if w))
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        return tuple(w for w in self.zh + self.en if w)
+
+
+def _concept(raw, path: Path, where: str) -> Concept:
     if isinstance(raw, dict) and set(raw) == {"zh", "en"} and all(isinstance(v, list) for v in raw.values()):
-        return Text("|".join(map(str, raw["zh"])), "|".join(map(str, raw["en"])))
+        return Concept(tuple(map(str, raw["zh"])), tuple(map(str, raw["en"])))
     raise RubricError(path, where, "concepts", "each concept must be { zh = [...], en = [...] }")

@@ -33,7 +33,9 @@ def build_job(rubric: Rubric, layout: Layout, reference: Reference, timeout: flo
     for name in variables:
         if name in layout.checkpoints:
             capture_at.setdefault(layout.checkpoints[name], []).append(name)
-    blocks = [{"key": b.key, "cell": b.cell, "source": b.source, "capture": capture_at.get(b.key, [])}
+    # the wire names a block "cell.index"; everything on this side keeps the two numbers
+    blocks = [{"key": f"{b.cell}.{b.index}", "cell": b.cell, "index": b.index, "source": b.source,
+               "capture": capture_at.get(b.at, [])}
               for b in layout.blocks]
     last_capture = max((i for i, b in enumerate(blocks) if b["capture"]), default=-1)
     calls, blob, calls_key = build_calls(reference)
@@ -214,18 +216,18 @@ def _cell_run(block: dict, label: str, rec: dict, event: tuple | None, out_cap: 
         # reported what it had computed (its record)
         status = "exit" if event[1] or rec else "limit"
         seconds = rec.get("seconds") if isinstance(rec.get("seconds"), (int, float)) else 0.0
-        return CellRun(cell=block["cell"], block=int(block["key"].split(".")[1]), run=label, status=status,
+        return CellRun(cell=block["cell"], block=block["index"], run=label, status=status,
                        seconds=float(seconds), note=event[0], stdout=_s(rec.get("stdout"), out_cap),
                        stderr=_s(rec.get("stderr"), out_cap), error=_error(rec.get("error")))
     if not rec:
-        return CellRun(cell=block["cell"], block=int(block["key"].split(".")[1]), run=label, status="skipped",
+        return CellRun(cell=block["cell"], block=block["index"], run=label, status="skipped",
                        note="no record of this cell: the run ended before it")
     status = rec.get("status") if rec.get("status") in ("ok", "error", "limit", "exit") else "error"
     note = _s(rec.get("note"), 300)
     if status == "limit" and not note:
         note = "memory limit reached"
     dropped = rec.get("dropped") if isinstance(rec.get("dropped"), int) else 0
-    return CellRun(cell=block["cell"], block=int(block["key"].split(".")[1]), run=label, status=status,
+    return CellRun(cell=block["cell"], block=block["index"], run=label, status=status,
                    seconds=float(rec.get("seconds") or 0.0) if isinstance(rec.get("seconds"), (int, float)) else 0.0,
                    stdout=_s(rec.get("stdout"), out_cap), stderr=_s(rec.get("stderr"), out_cap), truncated=dropped > 0,
                    error=_error(rec.get("error")), note=note)
@@ -274,3 +276,4 @@ def _value(meta, tensors: dict, cap: int, depth: int = 0) -> Value:
     if kind == "refused":
         return Value(kind="refused", type_name=_s(meta.get("type"), 200), reason=_s(meta.get("reason"), 300))
     return Value(kind="absent")
+

@@ -12,6 +12,7 @@ input); otherwise the rubric's proportional credit, earned on hidden cases, wher
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import torch
@@ -19,7 +20,7 @@ import torch
 from . import diagnose
 from .compare import compare, matches, near_miss, passing, trivial
 from .expected import ReferenceSource
-from .model import CaseCheck, CellRun, ItemResult, Layout, RunResult, Text, Value
+from .model import CaseCheck, CellRun, ErrorInfo, ItemResult, Layout, RunResult, Text, Value
 from .rubric import Item, Rubric
 
 ABSENT = Value(kind="absent")
@@ -28,14 +29,37 @@ ABSENT = Value(kind="absent")
 def score_items(rubric: Rubric, layout: Layout, run: RunResult, ref: ReferenceSource) -> tuple[ItemResult, ...]:
     out = []
     written = {w.item: w for w in layout.written}
+    sources = diagnose.cell_sources(layout.blocks)
+    broken = diagnose.broken_cells(run.cells, sources)
     for item in rubric.items:
         if item.kind == "written":
             out.append(_written(item, written.get(item.id)))
-        elif item.kind == "variable":
-            out.append(_variable(item, rubric, layout, run, ref))
-        else:
-            out.append(_function(item, rubric, layout, run, ref))
+            continue
+        r = _variable(item, rubric, layout, run, ref) if item.kind == "variable" else _function(item, rubric, layout, run, ref)
+        out.append(_explained(r, item, layout, run, sources, broken))
     return tuple(out)
+
+
+def _explained(r: ItemResult, item: Item, layout: Layout, run: RunResult, sources: dict, broken: list) -> ItemResult:
+    """The result with what its pages show worked out here, once: each failing public case's
+    diagnosis, and for an error, the item's own error and the earlier one to fix first."""
+    returns = tuple(item.returns) or (item.name,)
+    cases = tuple(dataclasses.replace(c, diagnosis=diagnose.case_hint(item.name, returns, c))
+                  if c.public and not c.passed and c.error is None else c for c in r.cases)
+    error = _own_error(r, item, layout, run) if r.status == "error" else None
+    cause = diagnose.root_cause(error, broken) if error is not None else None
+    hint = diagnose.error_hint(cause, sources.get(cause.cell, ""), broken) if cause is not None else None
+    return dataclasses.replace(r, cases=cases, error=error, cause=cause, cause_hint=hint)
+
+
+def _own_error(r: ItemResult, item: Item, layout: Layout, run: RunResult) -> ErrorInfo | None:
+    """A variable's: its cell's in the public run; a function's: its first case's that raised (a public one first)."""
+    at = layout.checkpoints.get(item.name) if item.kind == "variable" else None
+    if at is not None:
+        cell = _cell_run(run, "public", at)
+        return cell.error if cell else None
+    raised = [c for c in r.cases if c.error is not None]
+    return next((c.error for c in raised if c.public), raised[0].error if raised else None)
 
 
 def _result(item: Item, status: str, credit: float, message: Text, hint: Text | None = None,
@@ -221,7 +245,8 @@ def _why_absent(name: str, cell: CellRun | None, never: Text = Text("没有得�
         return Text(f"`{name}` {never.zh}：{zwhere}出错{src}（{e.type}: {e.message}）",
                     f"`{name}` {never.en}: {where} raised {e.type}{src} ({e.message})")
     if cell is not None and cell.status in ("limit", "exit"):
-        return Text(f"`{name}` {never.zh}：第 {cell.cell} 个单元{cell.note}", f"`{name}` {never.en}: cell {cell.cell}: {cell.note}")
+        note = diagnose.note_text(cell.note)
+        return Text(f"`{name}` {never.zh}：第 {cell.cell} 个单元{note.zh}", f"`{name}` {never.en}: cell {cell.cell}: {note.en}")
     return Text(f"`{name}` {never.zh}（所在单元未运行完）", f"`{name}` {never.en} (its cell did not finish)")
 
 
@@ -230,7 +255,7 @@ def _defining_cell(layout: Layout, run: RunResult, name: str) -> CellRun | None:
     failed above the `def`, a syntax error): the reason the function does not exist."""
     for b in layout.blocks:
         if name in b.defines or (b.syntax_error and re.search(rf"^\s*def\s+{re.escape(name)}\s*\(", b.source, re.M)):
-            cell = _cell_run(run, "public", b.key)
+            cell = _cell_run(run, "public", b.at)
             if cell is not None and cell.status != "ok":
                 return cell
     return None
@@ -245,8 +270,8 @@ def _error_hint(cell: CellRun | None, layout: Layout, run: RunResult) -> Text | 
                                diagnose.broken_cells(run.cells, sources, cell.run))
 
 
-def _cell_run(run: RunResult, label: str, key: str) -> CellRun | None:
-    cell, block = (int(x) for x in key.split("."))
+def _cell_run(run: RunResult, label: str, at: tuple[int, int]) -> CellRun | None:
+    cell, block = at
     return next((c for c in run.cells if c.run == label and c.cell == cell and c.block == block), None)
 
 
@@ -278,7 +303,8 @@ def _function(item: Item, rubric: Rubric, layout: Layout, run: RunResult, ref: R
             msg = _outcome_message(item, o)
             checks.append(CaseCheck(case_id=case.id, run=case.run, public=case.public, passed=False, message=msg,
                                     about=case.about, expected=expected if show else None,
-                                    inputs=case.args if show else None, trivial=trivial(expected)))
+                                    inputs=case.args if show else None, trivial=trivial(expected),
+                                    error=o.error if o is not None else None))
             explanations.append([])
             candidates = set()        # an error is no known mistake: none can explain every failure
             continue
@@ -322,9 +348,11 @@ def _outcome_message(item: Item, o) -> Text:
     if o is None:
         return Text("没有这个测试的结果", "no result for this case")
     if o.status == "limit":
-        return Text(f"超出限制：{o.note or '内存'}", f"limit reached: {o.note or 'memory'}")
+        note = diagnose.note_text(o.note or "memory limit reached")
+        return Text(f"超出限制：{note.zh}", f"limit reached: {note.en}")
     if o.status == "exit":
-        return Text(f"程序在此之前已退出：{o.note}", f"not run: {o.note}")
+        note = diagnose.note_text(o.note)
+        return Text(f"程序在此之前已退出：{note.zh}", f"not run: {note.en}")
     if o.status == "missing":
         return Text(o.note, o.note)
     e = o.error

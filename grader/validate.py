@@ -205,7 +205,7 @@ def _script_run(rubric: Rubric, ref: Reference, item: Item, mistake: str):
         values[item.name] = ref.script_mistake(item, mistake, seed)
         captures.update({(label, n): _value(v) if v is not None else Value(kind="absent") for n, v in values.items()})
     run = RunResult(sandbox="none", seconds=0.0, student_seconds=0.0, cells=(), captures=captures, calls={})
-    return run, Layout(checkpoints={n: "1.0" for (_, n) in captures}, **NO_LAYOUT)
+    return run, Layout(checkpoints={n: (1, 0) for (_, n) in captures}, **NO_LAYOUT)
 
 
 # --- 5, 6. the pack, and real grading in the sandbox ------------------------------------------------

@@ -42,7 +42,10 @@ def golden_record(result) -> dict:
         "max_score": result.max_score,
         "load_error": text(result.load_error),
         "items": {i.id: {"status": i.status, "points": i.points, "max_points": i.max_points, "mistake": i.mistake,
-                         "message": text(i.message), "hint": text(i.hint)} for i in result.items},
+                         "message": text(i.message), "hint": text(i.hint),
+                         # what score worked out for the page: each failing public case's diagnosis, the error to fix first
+                         "diagnoses": [text(c.diagnosis) for c in i.cases if c.diagnosis is not None],
+                         "cause_hint": text(i.cause_hint)} for i in result.items},
     }
 
 

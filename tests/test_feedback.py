@@ -160,3 +160,21 @@ def test_page_renders_in_headless_chromium(bwrap_samples, tmp_path, name):
                     f"--user-data-dir={tmp_path / 'profile'}", "--window-size=420,900",   # a phone's width
                     f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120)
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+def test_the_page_shows_the_diagnosis_the_record_holds_and_works_out_none_itself(bwrap_samples):
+    """Presentation is a pure function of the record: replace what score worked out (a case's
+    diagnosis, an error's cause hint) and the page says the replacement."""
+    import dataclasses
+    from grader.model import Text
+    result = bwrap_samples["004_attention_mistakes"]
+    diagnosed = [(i, c) for i in result.items for c in i.cases if c.diagnosis is not None]
+    assert diagnosed, "004 has a failing public case with a diagnosis"
+    item, case = diagnosed[0]
+    marked = dataclasses.replace(case, diagnosis=Text("记录里的诊断", "the diagnosis in the record"))
+    items = tuple(dataclasses.replace(i, cases=tuple(marked if c is case else c for c in i.cases)) if i is item else i
+                  for i in result.items)
+    changed = dataclasses.replace(result, items=items)
+    assert "the diagnosis in the record" in render_feedback(changed, "en", "student")
+    assert "记录里的诊断" in render_feedback(changed, "zh", "student")
+    assert "the diagnosis in the record" not in render_feedback(result, "en", "student")

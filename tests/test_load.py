@@ -63,7 +63,7 @@ def test_todo_spellings_open_a_block(line):
     sub_cells = (Cell(1, "code", f"a = 1\n{line}\nb = ...\n"),)
     from grader.model import Submission
     lay = layout(Submission("x.py", "s", "py", sub_cells, ""), ("a", "b"))
-    assert len(lay.blocks) == 2 and lay.checkpoints == {"a": "1.0", "b": "1.1"}
+    assert len(lay.blocks) == 2 and lay.checkpoints == {"a": (1, 0), "b": (1, 1)}
     assert "b" in lay.unfilled and not lay.blanks[0].filled
 
 
