@@ -142,12 +142,11 @@ def shared_reference(cfg: Config):
 _shown: dict = {}
 
 
-def shown_ids(cfg: Config, reference) -> dict[int, str]:
-    """{id(tensor): key} of the reference's values a record refers to instead of holding (they are
-    the same in every record: the batch's snapshot holds them once)."""
-    from .record import shown_values
-    return _per_process(_shown, (cfg.rubric_path, id(reference)),
-                        lambda: {id(t): k for k, t in shown_values(reference).items()})
+def shown_ids(cfg: Config, reference) -> dict:
+    """`record.shared_keys` of the reference's values a record refers to instead of holding (they
+    are the same in every record: the batch's snapshot holds them once)."""
+    from .record import shared_keys, shown_values
+    return _per_process(_shown, (cfg.rubric_path, id(reference)), lambda: shared_keys(shown_values(reference)))
 
 
 def shared_sandbox(kind: str):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import json
 
 import torch
@@ -50,9 +51,26 @@ class RecordError(ValueError):
     pass
 
 
-def dump(result: model.GradeResult, shared: dict[int, str] | None = None) -> tuple[bytes, bytes]:
-    """(the record's JSON, its values as safetensors). `shared`: id(tensor) -> key of the tensors
-    the snapshot already holds (the reference's values), written as references."""
+def content_key(t: torch.Tensor, raw: bytes) -> tuple:
+    return (str(t.dtype), tuple(t.shape), hashlib.blake2b(raw, digest_size=16).digest())
+
+
+def shared_keys(values: dict[str, torch.Tensor]) -> dict:
+    """What `dump` needs to write a snapshot's tensor as a reference: each one by identity
+    (id(tensor) -> key) and by content (a student's value equal to the reference's, bit for
+    bit, is written as a reference too: most of a right answer's values)."""
+    out: dict = {}
+    for key, t in values.items():
+        c = t.detach().to("cpu").contiguous()
+        out[id(t)] = key
+        if c.dtype in _DTYPES.values() and c.dtype is not torch.bfloat16:
+            out.setdefault(content_key(c, c.numpy().tobytes()), key)
+    return out
+
+
+def dump(result: model.GradeResult, shared: dict | None = None) -> tuple[bytes, bytes]:
+    """(the record's JSON, its values as safetensors). `shared`: `shared_keys` of the tensors the
+    snapshot already holds (the reference's values), written as references."""
     shared = shared or {}
     tensors: dict[str, torch.Tensor] = {}
     seen: dict[int, dict] = {}          # a tensor met twice (a case's `got` is its call's value) is written once
@@ -81,7 +99,8 @@ def dump(result: model.GradeResult, shared: dict[int, str] | None = None) -> tup
             dtype = str(t.dtype).removeprefix("torch.")
             if dtype in _DTYPES and t.dtype is not torch.bfloat16:     # numpy has no bfloat16
                 raw = t.contiguous().numpy().tobytes()
-                out = {"$b": [dtype, list(t.shape), base64.b64encode(raw).decode("ascii")]}
+                ref = shared.get(content_key(t, raw)) if shared else None
+                out = {"$r": ref} if ref is not None else {"$b": [dtype, list(t.shape), base64.b64encode(raw).decode("ascii")]}
             else:
                 key = str(len(tensors))
                 # a copy of its own: safetensors refuses two entries sharing storage (a tuple of views)

@@ -60,6 +60,8 @@ class Snapshots:
 
 
 def redraw_pages(out: Path, book: Gradebook, students: set[str]) -> Redrawn:
+    if not students:      # the usual case after a batch: parsing every stored result for nothing cost 0.2 s / 200
+        return Redrawn((), ())
     runs = book.latest()
     overrides = book.overrides()
     last = book.last_override_ids()

@@ -85,3 +85,21 @@ def test_a_record_builds_only_the_models_own_types():
                 b'{"record": 1, "fields": {}, "result": ["subprocess.Popen"]}', b'{"record": 2, "result": null}'):
         with pytest.raises(RecordError):
             load(bad, b"")
+
+
+def test_a_students_value_equal_to_the_references_is_recorded_as_a_reference_and_read_back_exactly():
+    import torch
+    from grader.model import CaseCheck, Text
+    from grader.record import dump, load, shared_keys
+    expected = torch.tensor([[0.25, 0.75], [1.0, -0.0]])
+    close = expected.clone()
+    close[1, 1] = 0.0                  # +0.0 where the reference has -0.0: equal by value, not by bits
+    shown = {"case/x/public/expected": expected}
+    cases = (CaseCheck("a", "public", True, True, Text.same("ok"), expected=expected, got=expected.clone()),
+             CaseCheck("b", "public", True, True, Text.same("ok"), expected=expected, got=close))
+    body, _ = dump(cases, shared=shared_keys(shown))
+    text = body.decode()
+    assert text.count('"$r":"case/x/public/expected"') == 3 and text.count('"$b"') == 1, text
+    back = load(body, b"", shown)
+    assert torch.equal(back[0].got, expected) and torch.equal(back[1].got, close)
+    assert str(back[1].got[1, 1].item()) == "0.0" and str(back[0].got[1, 1].item()) == "-0.0"
