@@ -95,7 +95,8 @@ class ErrorInfo:
 class Value:
     """A value that came back from the sandbox, already checked and decoded.
 
-    kind: "tensor" | "number" | "bool" | "none" | "tuple" | "absent" | "refused"
+    kind: "tensor" | "number" | "bool" | "str" | "none" | "tuple" | "dict" | "absent" | "refused"
+    (a "tuple" is a tuple or a list: `type_name` says which; a "dict" has str keys, `keys[i]` for `items[i]`)
     """
     kind: str
     tensor: Any = None        # torch.Tensor for kind == "tensor"
@@ -103,6 +104,40 @@ class Value:
     items: tuple["Value", ...] = ()
     type_name: str = ""
     reason: str = ""          # why it was refused
+    text: str = ""            # kind == "str"
+    keys: tuple[str, ...] = ()
+
+    @staticmethod
+    def of(v) -> "Value":
+        """A trusted Python value (the reference's, a known mistake's) as a Value."""
+        if v is None:
+            return Value(kind="none")
+        if isinstance(v, bool):
+            return Value(kind="bool", number=v)
+        if isinstance(v, (int, float)):
+            return Value(kind="number", number=v)
+        if isinstance(v, str):
+            return Value(kind="str", text=v)
+        if isinstance(v, (tuple, list)):
+            return Value(kind="tuple", items=tuple(Value.of(x) for x in v), type_name=type(v).__name__)
+        if isinstance(v, dict):
+            return Value(kind="dict", items=tuple(Value.of(x) for x in v.values()), keys=tuple(v), type_name="dict")
+        return Value(kind="tensor", tensor=v)
+
+    def plain(self):
+        """As plain Python (tensors, numbers, str, tuples, lists, dicts); what cannot be, as its description."""
+        if self.kind == "tensor":
+            return self.tensor
+        if self.kind == "tuple":
+            items = [v.plain() for v in self.items]
+            return items if self.type_name == "list" else tuple(items)
+        if self.kind == "dict":
+            return {k: v.plain() for k, v in zip(self.keys, self.items)}
+        if self.kind in ("number", "bool"):
+            return self.number
+        if self.kind == "str":
+            return self.text
+        return None if self.kind == "none" else self.describe()
 
     def describe(self) -> str:
         if self.kind == "tensor":
@@ -113,6 +148,10 @@ class Value:
         if self.kind == "tuple":
             inner = ", ".join(v.describe() for v in self.items)
             return f"[{inner}]" if self.type_name == "list" else f"({inner}{',' if len(self.items) == 1 else ''})"
+        if self.kind == "dict":
+            return "{" + ", ".join(f"{k!r}: {v.describe()}" for k, v in zip(self.keys, self.items)) + "}"
+        if self.kind == "str":
+            return repr(self.text if len(self.text) <= 40 else self.text[:37] + "...")
         if self.kind == "none":
             return "None"
         if self.kind == "absent":

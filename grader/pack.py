@@ -131,21 +131,13 @@ class _Encoder:
         self.tensors: dict[str, torch.Tensor] = {}
 
     def value(self, v):
-        if isinstance(v, torch.Tensor):
-            key = f"t{len(self.tensors)}"
-            self.tensors[key] = v.detach().cpu().clone().contiguous()   # own storage: safetensors refuses shared
-            return {"t": "tensor", "key": key}
-        if v is None:
-            return {"t": "none"}
-        if isinstance(v, bool):
-            return {"t": "bool", "v": v}
-        if isinstance(v, int):
-            return {"t": "int", "v": v}
-        if isinstance(v, float):
-            return {"t": "float", "v": v if math.isfinite(v) else repr(v)}   # JSON has no inf/nan
-        if isinstance(v, (tuple, list)):
-            return {"t": type(v).__name__, "v": [self.value(x) for x in v]}
-        raise TypeError(f"a {type(v).__name__} cannot go into a checks file (tensors, numbers, None, tuples only)")
+        from .sandbox.runtime import tree     # here, not at the top: redraw reads pack rubrics and starts no sandbox
+        return tree.encode(v, self._put)
+
+    def _put(self, t: torch.Tensor) -> str:
+        key = f"t{len(self.tensors)}"
+        self.tensors[key] = t.detach().cpu().clone().contiguous()   # own storage: safetensors refuses shared
+        return key
 
 
 def public_rubric_toml(rubric: Rubric, concepts: bool = False) -> str:
@@ -306,19 +298,11 @@ class PackedReference:
                 raise PackError(f"{rubric.path}: item {item.id!r} has no cases in the checks file; rebuild the pack")
 
     def _decode(self, enc):
-        t = enc["t"]
-        if t == "tensor":
-            return self._tensors[enc["key"]]
-        if t == "none":
-            return None
-        if t in ("bool", "int"):
-            return enc["v"]
-        if t == "float":
-            return float(enc["v"])
-        if t in ("tuple", "list"):
-            seq = [self._decode(x) for x in enc["v"]]
-            return tuple(seq) if t == "tuple" else seq
-        raise PackError(f"unknown value type {t!r} in the checks file; update the grader")
+        from .sandbox.runtime import tree
+        try:
+            return tree.decode(enc, self._tensors.__getitem__)
+        except (ValueError, KeyError) as e:
+            raise PackError(f"a value in the checks file cannot be read ({e}); update the grader or rebuild the pack")
 
     def _seed_check(self, seed: int) -> None:
         if seed != self._seed:

@@ -37,6 +37,20 @@ class Tolerance:
     atol: float = 1e-5
 
 
+DRAWINGS = ("table", "heatmap", "boxes", "sequence")
+ORDERS = ("exact", "any")
+
+
+@dataclass(frozen=True)
+class Output:
+    """What the rubric says about one returned value (or a variable item's value): how it is
+    compared, what must hold of it, how the page draws it ([items.outputs.<name>])."""
+    tolerance: Tolerance
+    order: str = "exact"          # "any": a set (of indices), compared sorted
+    rows_sum_to_one: bool = False  # each row is a distribution
+    draw: str = "table"
+
+
 @dataclass(frozen=True)
 class Mistake:
     id: str
@@ -65,9 +79,21 @@ class Item:
     question: Text | None = None
     concepts: tuple["Concept", ...] = ()
     signature: Signature | None = None   # [items.signature]: the function's contract (grader/contract.py)
+    outputs: tuple = ()                  # (output name, Output) pairs ([items.outputs.<name>]): an Item is hashable
+    seconds: float | None = None         # [items.limits] seconds: this item's time limit per call
+    hints: str = ""                      # "module.function" of the reference package: (args, got) -> {zh, en} | None
+    reminder: Text | None = None         # a property the answer must have
 
     def location(self) -> str:
         return f"item {self.id!r}"
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The names of what the item returns (a variable item: its own name)."""
+        return self.returns or (self.name,)
+
+    def output(self, name: str) -> Output:
+        return next((o for n, o in self.outputs if n == name), None) or Output(self.tolerance)
 
 
 @dataclass(frozen=True)
@@ -153,7 +179,11 @@ ITEM_KEYS = {"id": (str, REQUIRED), "part": (str, REQUIRED), "kind": (str, REQUI
          "partial": (str, "none"), "case_credit": ((int, float), 0.0), "tolerance": (dict, None),
          "mistakes": (list, []), "reference": (str, ""), "cases": (str, ""), "returns": (list, []),
          "follows": (str, ""), "question": (_TEXT, None), "concepts": (list, []),
-         "signature": (dict, None)}
+         "signature": (dict, None), "outputs": (dict, {}), "limits": (dict, None), "hints": (str, ""),
+         "reminder": (_TEXT, None)}
+OUTPUT_KEYS = {"rtol": ((int, float), None), "atol": ((int, float), None), "order": (str, "exact"),
+               "rows_sum_to_one": (bool, False), "draw": (str, "table")}
+ITEM_LIMITS_KEYS = {"seconds": ((int, float), None)}
 MISTAKE_KEYS = {"id": (str, REQUIRED), "function": (str, REQUIRED), "credit": ((int, float), REQUIRED),
             "hint": (_TEXT, REQUIRED)}
 
@@ -176,7 +206,7 @@ def check_table(table: dict, schema: dict, where: str, path: Path) -> dict:
         value = table[key]
         if typ == _TEXT:
             value = _text(value, path, where, key)
-        elif isinstance(value, bool):   # TOML true/false is an int to isinstance; no field here is boolean
+        elif isinstance(value, bool) and typ is not bool:   # TOML true/false is an int to isinstance
             raise RubricError(path, where, key, f"must be {_typename(typ)}, not a boolean")
         elif not isinstance(value, typ):
             raise RubricError(path, where, key, f"must be {_typename(typ)}, got {type(value).__name__} {value!r}")
@@ -301,6 +331,22 @@ def parse_item(raw: dict, index: int, default_tol: Tolerance, parts: tuple[Part,
         mistakes.append(Mistake(id=md["id"], function=md["function"], hint=md["hint"],
                                 credit=_fraction(md["credit"], path, f"{where} mistake {md['id']!r}", "credit")))
     concepts = tuple(_concept(c, path, where) for c in d["concepts"])
+    names = tuple(d["returns"]) or (d["name"] or d["id"],)
+    outputs = {}
+    for name, raw_out in d["outputs"].items():
+        if name not in names:
+            raise RubricError(path, where, f"outputs.{name}", f"names no output of this item; its outputs are {list(names)}")
+        o = check_table(raw_out, OUTPUT_KEYS, f"{where}.outputs.{name}", path)
+        outputs[name] = Output(tolerance=Tolerance(rtol=float(tol.rtol if o["rtol"] is None else o["rtol"]),
+                                                   atol=float(tol.atol if o["atol"] is None else o["atol"])),
+                               order=_choice(o["order"], ORDERS, path, f"{where}.outputs.{name}", "order"),
+                               rows_sum_to_one=o["rows_sum_to_one"],
+                               draw=_choice(o["draw"], DRAWINGS, path, f"{where}.outputs.{name}", "draw"))
+    seconds = None
+    if d["limits"] is not None:
+        seconds = check_table(d["limits"], ITEM_LIMITS_KEYS, f"{where}.limits", path)["seconds"]
+        if seconds is not None and not 0 < seconds <= 600:
+            raise RubricError(path, where, "limits.seconds", "must be more than 0 and at most 600")
     return Item(id=d["id"], part=d["part"], kind=kind, name=d["name"] or d["id"], points=float(d["points"]),
                 title=d["title"] or Text.same(d["id"]),
                 dtype=_choice(d["dtype"], DTYPE_RULES, path, where, "dtype"),
@@ -308,7 +354,7 @@ def parse_item(raw: dict, index: int, default_tol: Tolerance, parts: tuple[Part,
                 case_credit=_fraction(d["case_credit"], path, where, "case_credit"), tolerance=tol,
                 mistakes=tuple(mistakes), reference=d["reference"], cases=d["cases"],
                 returns=tuple(d["returns"]), follows=d["follows"], question=d["question"], concepts=concepts,
-                signature=signature)
+                signature=signature, outputs=tuple(outputs.items()), seconds=seconds, hints=d["hints"], reminder=d["reminder"])
 
 
 @dataclass(frozen=True)

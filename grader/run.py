@@ -19,7 +19,8 @@ from .expected import Reference
 from .model import CallOutcome, CellRun, ErrorInfo, Layout, RunResult, Submission, Value
 from .rubric import Rubric
 from .sandbox import Worker, WorkerDied
-from .sandbox.runtime.protocol import (CHANNEL_LOST, EXITS, FD_OUTPUT, MAX_TUPLE, answer_seconds, plan, split_record,
+from .sandbox.runtime import tree
+from .sandbox.runtime.protocol import (CHANNEL_LOST, EXITS, FD_OUTPUT, MAX_DEPTH, MAX_PARTS, MAX_STR, answer_seconds, plan, split_record,
                                       step_of)
 
 MAX_JSON_LINE = 4 * 2**20
@@ -72,18 +73,14 @@ def build_calls(reference: Reference) -> tuple[list, bytes, str]:
 
 
 def _arg(value, key: str, tensors: dict) -> dict:
-    if isinstance(value, torch.Tensor):
-        tensors[key] = value
-        return {"t": "tensor", "key": key}
-    if isinstance(value, bool):
-        return {"t": "bool", "v": value}
-    if isinstance(value, (int, float)):
-        return {"t": "num", "v": value}
-    if value is None:
-        return {"t": "none"}
-    if isinstance(value, (tuple, list)):
-        return {"t": "tuple", "v": [_arg(v, f"{key}.{i}", tensors) for i, v in enumerate(value)]}
-    raise TypeError(f"a case argument of type {type(value).__name__} cannot be sent to the sandbox")
+    def put(t: torch.Tensor) -> str:
+        name = f"{key}.{len(tensors)}"
+        tensors[name] = t
+        return name
+    try:
+        return tree.encode(value, put)
+    except TypeError as e:
+        raise TypeError(f"a case argument cannot be sent to the sandbox: {e}") from None
 
 
 def execute(sub: Submission, layout: Layout, rubric: Rubric, reference: Reference, worker: Worker,
@@ -250,7 +247,10 @@ def _call_outcomes(call: dict, rec: dict, event: tuple | None, tensors: dict, ca
     return tuple(out)
 
 
-def _value(meta, tensors: dict, cap: int, depth: int = 0) -> Value:
+def _value(meta, tensors: dict, cap: int, depth: int = 0, budget: list | None = None) -> Value:
+    """The runner's description of a value, checked: nothing in it is trusted (see codec.encode
+    for what may arrive: the same depth and size limits hold here)."""
+    budget = budget if budget is not None else [MAX_PARTS]
     if not isinstance(meta, dict):
         return Value(kind="absent")
     kind = meta.get("kind")
@@ -268,11 +268,24 @@ def _value(meta, tensors: dict, cap: int, depth: int = 0) -> Value:
         return Value(kind="refused", type_name="?", reason="malformed number")
     if kind == "none":
         return Value(kind="none")
+    if kind == "str":
+        v = meta.get("value")
+        return Value(kind="str", text=v) if isinstance(v, str) and len(v) <= MAX_STR else \
+            Value(kind="refused", type_name="str", reason="malformed string")
     items = meta.get("items")
-    if kind == "tuple" and depth == 0 and isinstance(items, list) and (
-            len(items) <= MAX_TUPLE or len(items) <= cap and all(
-                isinstance(m, dict) and m.get("kind") in ("number", "bool") for m in items)):     # see codec.encode
-        return Value(kind="tuple", items=tuple(_value(m, tensors, cap, 1) for m in items), type_name=_s(meta.get("type"), 20))
+    if kind in ("tuple", "dict") and depth < MAX_DEPTH and isinstance(items, list):
+        numbers = len(items) <= cap and all(isinstance(m, dict) and m.get("kind") in ("number", "bool") for m in items)
+        if not numbers:          # a long list of plain numbers is fine (see codec.encode); other parts count
+            budget[0] -= len(items)
+        if budget[0] >= 0:
+            parts = tuple(_value(m, tensors, cap, depth + 1, budget) for m in items)
+            if kind == "tuple":
+                return Value(kind="tuple", items=parts, type_name="list" if meta.get("type") == "list" else "tuple")
+            keys = meta.get("keys")
+            if isinstance(keys, list) and len(keys) == len(items) and all(isinstance(k, str) and len(k) <= 200 for k in keys) \
+                    and len(set(keys)) == len(keys):
+                return Value(kind="dict", items=parts, keys=tuple(keys), type_name="dict")
+        return Value(kind="refused", type_name=kind, reason="malformed or too large a container")
     if kind == "refused":
         return Value(kind="refused", type_name=_s(meta.get("type"), 200), reason=_s(meta.get("reason"), 300))
     return Value(kind="absent")

@@ -319,7 +319,7 @@ def _function(item: Item, rubric: Rubric, layout: Layout, run: RunResult, ref: R
         checks.append(CaseCheck(case_id=case.id, run=case.run, public=case.public, passed=m.passed, message=m.message,
                                 about=case.about, mistake=why[0][0] if why else None, max_abs=m.max_abs, max_rel=m.max_rel,
                                 where=m.where, n_diff=m.n_diff, expected=expected if show else None,
-                                got=_plain(o.value) if show else None, inputs=case.args if show else None,
+                                got=(o.value.plain() if o.value is not None else None) if show else None, inputs=case.args if show else None,
                                 trivial=trivial(expected)))
     if errors == len(cases):
         first = next(c for c in checks)
@@ -360,17 +360,6 @@ def _outcome_message(item: Item, o) -> Text:
         return Text("运行出错", "raised an error")
     where = f" (cell {e.cell}, line {e.line}: `{e.source_line.strip()}`)" if e.line else ""
     return Text(f"抛出 {e.type}: {e.message}{where}", f"raised {e.type}: {e.message}{where}")
-
-
-def _plain(v: Value):
-    if v is None:
-        return None
-    if v.kind == "tensor":
-        return v.tensor
-    if v.kind == "tuple":
-        items = [_plain(i) for i in v.items]
-        return items if v.type_name == "list" else tuple(items)
-    return v.number if v.kind in ("number", "bool") else v.describe()
 
 
 # --- the verdict ----------------------------------------------------------------------------------

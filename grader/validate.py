@@ -175,23 +175,11 @@ def _unrecognised(result, mistake: str) -> str:
     return f"is not recognised ({result.status}: {result.message.en[:200]})"
 
 
-def _value(v) -> Value:
-    if v is None:
-        return Value(kind="none")
-    if isinstance(v, bool):
-        return Value(kind="bool", number=v)
-    if isinstance(v, (int, float)):
-        return Value(kind="number", number=v)
-    if isinstance(v, (tuple, list)):
-        return Value(kind="tuple", items=tuple(_value(x) for x in v), type_name=type(v).__name__)
-    return Value(kind="tensor", tensor=v)
-
-
 def _function_run(rubric: Rubric, ref: Reference, item: Item, mistake: str):
     outcomes = []
     for case in ref.cases(item):
         got = ref.mistake(item, mistake, case)   # None: the mistake raised on this case
-        outcomes.append(CallOutcome(case.id, "ok", value=_value(got)) if got is not None else
+        outcomes.append(CallOutcome(case.id, "ok", value=Value.of(got)) if got is not None else
                         CallOutcome(case.id, "error", error=ErrorInfo("Exception", "the mistake raised", "")))
     run = RunResult(sandbox="none", seconds=0.0, student_seconds=0.0, cells=(), captures={},
                     calls={item.id: tuple(outcomes)})
@@ -203,7 +191,7 @@ def _script_run(rubric: Rubric, ref: Reference, item: Item, mistake: str):
     for label, seed in rubric.runs:
         values = dict(ref.script_inputs(seed), **ref.script_expected(seed))
         values[item.name] = ref.script_mistake(item, mistake, seed)
-        captures.update({(label, n): _value(v) if v is not None else Value(kind="absent") for n, v in values.items()})
+        captures.update({(label, n): Value.of(v) if v is not None else Value(kind="absent") for n, v in values.items()})
     run = RunResult(sandbox="none", seconds=0.0, student_seconds=0.0, cells=(), captures=captures, calls={})
     return run, Layout(checkpoints={n: (1, 0) for (_, n) in captures}, **NO_LAYOUT)
 

@@ -68,18 +68,19 @@ def test_the_trusted_side_imports_only_the_protocol_and_changes_no_collector_set
               sorted(m for m in sys.modules if m.startswith("grader.sandbox.runtime") or m == "grader.sandbox.probe"))
         """)
     assert "sandbox True []" in out, out
-    assert "run True ['grader.sandbox.runtime', 'grader.sandbox.runtime.protocol']" in out, out
+    # and the codec of trusted values (torch-free, no side effects)
+    assert "run True ['grader.sandbox.runtime', 'grader.sandbox.runtime.protocol', 'grader.sandbox.runtime.tree']" in out, out
 
 
 def test_the_runtime_modules_next_to_student_code_keep_their_own_builtins():
     out = _fresh("""
         import builtins, importlib
-        for name in ("codec", "confine", "execute", "supervise", "zygote"):
+        for name in ("codec", "confine", "execute", "supervise", "tree", "zygote"):
             m = importlib.import_module("grader.sandbox.runtime." + name)
             b = m.__dict__["__builtins__"]
             print(name, isinstance(b, dict) and b is not vars(builtins) and b["len"] is len)
         """)
-    assert out.split() == [w for name in ("codec", "confine", "execute", "supervise", "zygote") for w in (name, "True")]
+    assert out.split() == [w for name in ("codec", "confine", "execute", "supervise", "tree", "zygote") for w in (name, "True")]
 
 
 # --- one formula per budget, used by both sides ------------------------------------------------------

@@ -27,7 +27,12 @@ import struct
 
 # --- limits both sides hold to -----------------------------------------------------------------
 MAX_RESULT_BYTES = 256 * 2**20      # one runner's records together, and any one frame on its channel
-MAX_TUPLE = 16                      # a returned tuple or list longer than this must be plain numbers
+# A value that crosses (a case's arguments, a returned or captured value) may nest tuples, lists and
+# dicts with str keys: this deep, with at most this many parts in all (a list of plain numbers,
+# nms's indices, may be longer: up to max_elements), and strings up to this long.
+MAX_DEPTH = 6
+MAX_PARTS = 4096
+MAX_STR = 10_000
 CHANNEL_LOST = 101                  # a runner's exit code when its channel was closed or replaced under it
 EXITS = ("os._exit", "posix._exit")     # the exits a runner's exit hook reports (how it was called)
 FD_OUTPUT = "fd-output.txt"         # what the job wrote to its descriptors 1 and 2, below Python
