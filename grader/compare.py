@@ -6,12 +6,13 @@ it is, and how many elements differ.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
 from .model import Text, Value
-from .rubric import Item
+from .rubric import Item, Output, Tolerance
 
 
 @dataclass(frozen=True)
@@ -27,60 +28,145 @@ class Match:
 OK = Match(True, Text("正确", "correct"))
 
 
-def _outputs(got: Value, expected, item: Item) -> list[tuple[Value, object]] | None:
-    """(got, expected) for each output the item returns; None when a multi-output item's value
-    (or expected value) is not a tuple of that many. A one-element tuple stands for its element,
-    unless that element is a number: `[0]` is a list of indices, not the index 0."""
-    names = item.returns
+def _outputs(got: Value, expected, item: Item) -> list[tuple[str, Value, object]] | None:
+    """(name, got, expected) for each output the item returns; None when a multi-output item's
+    value (or expected value) is not a tuple of that many. A one-element tuple stands for its
+    element, unless that element is a number: `[0]` is a list of indices, not the index 0."""
+    names = item.names
     if len(names) > 1:
         if got.kind != "tuple" or len(got.items) != len(names) or not isinstance(expected, (tuple, list)) \
                 or len(expected) != len(names):
             return None
-        return list(zip(got.items, expected))
-    if got.kind == "tuple" and len(got.items) == 1 and got.items[0].kind not in ("number", "bool"):
+        return list(zip(names, got.items, expected))
+    if got.kind == "tuple" and len(got.items) == 1 and got.items[0].kind not in ("number", "bool") \
+            and not isinstance(expected, (tuple, list)):
         got = got.items[0]
-    return [(got, expected)]
+    return [(names[0], got, expected)]
 
 
 def compare(got: Value, expected, item: Item) -> Match:
-    names = item.returns
+    names = item.names
     parts = _outputs(got, expected, item)
     if parts is None:
         return Match(False, Text(f"应返回 {len(names)} 个值 ({', '.join(names)})，实际返回 {got.describe()}",
                                  f"should return {len(names)} values ({', '.join(names)}); got {got.describe()}"))
-    if len(parts) == 1:
-        return compare_one(*parts[0], item)
     found = []
-    for name, (g, e) in zip(names, parts):
-        m = compare_one(g, e, item)
+    for name, g, e in parts:
+        m = compare_one(g, e, item, name)
         if not m.passed:
-            return Match(False, Text(f"`{name}`：", f"`{name}`: ") + m.message, m.max_abs, m.max_rel, m.where, m.n_diff)
+            return m if len(parts) == 1 or _is_nested(e) else _named(name, m)
         found.append(m)
-    # all right: the largest errors over the outputs, as a single output reports its own
+    return _largest(found)
+
+
+def _named(label: str, m: Match) -> Match:
+    return Match(False, Text(f"`{label}`：", f"`{label}`: ") + m.message, m.max_abs, m.max_rel, m.where, m.n_diff)
+
+
+def _largest(found: list[Match]) -> Match:
+    """All right: the largest errors over the parts, as a single part reports its own."""
+    if len(found) == 1:
+        return found[0]
     errs = [(m.max_abs, m.max_rel) for m in found if m.max_abs is not None]
     if not errs:
         return OK
     return Match(True, OK.message, max(a for a, _ in errs), max(r for _, r in errs), None, 0)
 
 
-def compare_one(got: Value, expected, item: Item) -> Match:
+def compare_one(got: Value, expected, item: Item, name: str | None = None) -> Match:
+    """One output against its expected value, by that output's rule (tolerance, order); a nested
+    value (a tuple of states, a dict of gradients) part by part, the message naming the part."""
+    return _compare(got, expected, item.dtype, item.output(name or item.names[0]), name or item.names[0])
+
+
+def _compare(got: Value, expected, dtype: str, rule: Output, label: str) -> Match:
     if got.kind == "absent":
         return Match(False, Text("未定义", "not defined"))
     if got.kind == "refused":
         return Match(False, Text(f"返回值不被接受：{got.type_name}（{got.reason}）",
                                  f"value not accepted: {got.type_name} ({got.reason})"))
+    if isinstance(expected, (tuple, list)):
+        # a list where a tuple is documented (or the other way) unpacks the same: not a mistake
+        if got.kind != "tuple" or len(got.items) != len(expected):
+            return Match(False, Text(f"应为含 {len(expected)} 个值的 {type(expected).__name__}，实际为 {got.describe()}",
+                                     f"should be a {type(expected).__name__} of {len(expected)} values; got {got.describe()}"))
+        return _parts([(f"{label}[{i}]", g, e) for i, (g, e) in enumerate(zip(got.items, expected))], dtype, rule)
+    if isinstance(expected, dict):
+        have = dict(zip(got.keys, got.items)) if got.kind == "dict" else None
+        if have is None or set(have) != set(expected):
+            want = ", ".join(repr(k) for k in expected)
+            if have is not None:
+                missing = [repr(k) for k in expected if k not in have]
+                extra = [repr(k) for k in have if k not in expected]
+                what_zh = "；".join(x for x in (f"缺少 {', '.join(missing)}" if missing else "",
+                                                f"多出 {', '.join(extra)}" if extra else "") if x)
+                what_en = "; ".join(x for x in (f"missing {', '.join(missing)}" if missing else "",
+                                                f"unexpected {', '.join(extra)}" if extra else "") if x)
+                return Match(False, Text(f"字典的键应为 {want}：{what_zh}", f"the dict's keys should be {want}: {what_en}"))
+            return Match(False, Text(f"应为键为 {want} 的字典，实际为 {got.describe()}",
+                                     f"should be a dict with keys {want}; got {got.describe()}"))
+        return _parts([(f"{label}[{k!r}]", have[k], e) for k, e in expected.items()], dtype, rule)
+    if isinstance(expected, str):
+        if got.kind == "str" and got.text == expected:
+            return OK
+        return Match(False, Text(f"应为 {expected!r}，实际为 {got.describe()}", f"expected {expected!r}, got {got.describe()}"))
     if not isinstance(expected, torch.Tensor):
-        if got.kind in ("number", "bool") and got.number == expected:
+        if got.kind in ("number", "bool") and _number_close(got.number, expected, rule.tolerance):
             return OK
         return Match(False, Text(f"应为 {expected!r}，实际为 {got.describe()}", f"expected {expected!r}, got {got.describe()}"))
     if got.kind != "tensor":
         return Match(False, Text(f"应为 torch.Tensor，实际为 {got.describe()}",
                                  f"expected a torch.Tensor, got {got.describe()}"))
-    g = got.tensor
+    g, expected = _ordered(got.tensor, expected, rule)
+    return _compare_tensor(g, expected, dtype, rule.tolerance)
+
+
+def _parts(parts: list[tuple[str, Value, object]], dtype: str, rule: Output) -> Match:
+    found = []
+    for label, g, e in parts:
+        m = _compare(g, e, dtype, rule, label)
+        if not m.passed:
+            return m if _is_nested(e) else _named(label, m)
+        found.append(m)
+    return _largest(found) if found else OK
+
+
+def _is_nested(v) -> bool:
+    return isinstance(v, (tuple, list, dict))
+
+
+def _number_close(got, expected, tol: Tolerance) -> bool:
+    if isinstance(expected, bool) or isinstance(got, bool) or not isinstance(expected, float):
+        return got == expected
+    if math.isnan(expected):
+        return isinstance(got, float) and math.isnan(got)
+    return abs(got - expected) <= tol.atol + tol.rtol * abs(expected)
+
+
+def _ordered(g: torch.Tensor, e: torch.Tensor, rule: Output) -> tuple[torch.Tensor, torch.Tensor]:
+    """A set of indices (order = "any") compares sorted, when both are one-dimensional."""
+    if rule.order == "any" and g.dim() == 1 and e.dim() == 1 and g.dtype != torch.bool:
+        return g.sort().values, _sorted(e)
+    return g, e
+
+
+_SORTED: dict = {}
+
+
+def _sorted(e: torch.Tensor) -> torch.Tensor:
+    hit = _SORTED.get(id(e))       # the reference's values are the same for every submission
+    if hit is None or hit[0] is not e:
+        hit = _SORTED[id(e)] = (e, e.sort().values)
+        if len(_SORTED) > 20_000:
+            _SORTED.clear()
+    return hit[1]
+
+
+def _compare_tensor(g: torch.Tensor, expected: torch.Tensor, dtype: str, tolerance: Tolerance) -> Match:
     if tuple(g.shape) != tuple(expected.shape):
         return Match(False, Text(f"形状应为 {tuple(expected.shape)}，实际为 {tuple(g.shape)}",
                                  f"shape should be {tuple(expected.shape)}, got {tuple(g.shape)}"))
-    dtype_problem = _dtype_problem(g, expected, item.dtype)
+    dtype_problem = _dtype_problem(g, expected, dtype)
     if dtype_problem:
         return Match(False, dtype_problem)
     if expected.dtype == torch.bool or not (expected.is_floating_point() or g.is_floating_point()):
@@ -92,7 +178,7 @@ def compare_one(got: Value, expected, item: Item) -> Match:
         return Match(False, Text(f"{n} 个元素不同，第一个在 {list(where)}：应为 {expected[where].item()}，实际为 {g[where].item()}",
                                  f"{n} element(s) differ, first at {list(where)}: expected {expected[where].item()}, got {g[where].item()}"),
                      n_diff=n, where=where)
-    e64, tol, e_max = _prepared(expected, item.tolerance.rtol, item.tolerance.atol)
+    e64, tol, e_max = _prepared(expected, tolerance.rtol, tolerance.atol)
     g64 = g.to(torch.float64)
     if g64.numel():
         err = (g64 - e64).abs()
@@ -137,36 +223,36 @@ def passing(pairs: list[tuple[str, Value, object]], item: Item) -> dict[str, Mat
     share of the trusted side's time per submission. Here the cases' elements are checked in one
     pass, and each case's largest error is taken per segment. The arithmetic is compare_one's, in
     float64, so the figures are identical."""
-    segments = []          # (case id, got tensor, expected tensor), one per output of each case
+    segments = []          # (case id, got tensor, expected tensor, tolerance), one per output of each case
     for case_id, got, expected in pairs:
         parts = _outputs(got, expected, item)
-        if parts is not None and all(_batchable(g, e, item) for g, e in parts):
-            segments += [(case_id, g.tensor, e) for g, e in parts]
+        if parts is not None and all(_batchable(g, e, item, n) for n, g, e in parts):
+            segments += [(case_id, g.tensor, e, item.output(n).tolerance) for n, g, e in parts]
     if not segments:
         return {}
-    rtol, atol = item.tolerance.rtol, item.tolerance.atol
-    prepared = [_prepared(e, rtol, atol) for _, _, e in segments]
-    flat = [g.reshape(-1) for _, g, _ in segments]
+    prepared = [_prepared(e, tol.rtol, tol.atol) for _, _, e, tol in segments]
+    flat = [g.reshape(-1) for _, g, _, _ in segments]
     # One conversion when the dtypes agree; cat would otherwise promote mixed ones (int64 with
     # float32 to float32) before the conversion to float64, which compare_one does not.
     got64 = torch.cat(flat).to(torch.float64) if len({f.dtype for f in flat}) == 1 \
         else torch.cat([f.to(torch.float64) for f in flat])
     err = (got64 - torch.cat([e64.reshape(-1) for e64, _, _ in prepared])).abs()
     tol = torch.cat([t.reshape(-1) for _, t, _ in prepared])
-    lengths = torch.tensor([g.numel() for _, g, _ in segments])
+    lengths = torch.tensor([g.numel() for _, g, _, _ in segments])
     within = torch.segment_reduce((err <= tol).to(torch.float64), "min", lengths=lengths).tolist()
     largest = torch.segment_reduce(err, "max", lengths=lengths).tolist()
     found: dict[str, list] = {}
-    for (case_id, _, _), (_, _, e_max), ok, max_abs in zip(segments, prepared, within, largest):
+    for (case_id, _, _, _), (_, _, e_max), ok, max_abs in zip(segments, prepared, within, largest):
         found.setdefault(case_id, []).append((ok == 1.0, max_abs, max_abs / max(e_max, 1e-12)))
     return {case_id: Match(True, OK.message, max(a for _, a, _ in parts), max(r for _, _, r in parts), None, 0)
             for case_id, parts in found.items() if all(ok for ok, _, _ in parts)}
 
 
-def _batchable(got: Value, expected, item: Item) -> bool:
+def _batchable(got: Value, expected, item: Item, name: str) -> bool:
     """A tensor the fast path of compare_one would take: same shape, an accepted dtype, floating
-    point, not empty."""
-    if got.kind != "tensor" or not isinstance(expected, torch.Tensor) or not expected.is_floating_point():
+    point, not empty, compared in order."""
+    if got.kind != "tensor" or not isinstance(expected, torch.Tensor) or not expected.is_floating_point() \
+            or item.output(name).order != "exact":
         return False
     g = got.tensor
     return g.shape == expected.shape and g.numel() > 0 and g.dtype != torch.bool \
@@ -215,20 +301,28 @@ def matches(got: Value, expected, item: Item) -> bool:
     if expected is None:
         return False
     parts = _outputs(got, expected, item)
-    return parts is not None and all(_same(g, e, item) for g, e in parts)
+    return parts is not None and all(_same(g, e, item.dtype, item.output(n)) for n, g, e in parts)
 
 
-def _same(got: Value, expected, item: Item) -> bool:
+def _same(got: Value, expected, dtype: str, rule: Output) -> bool:
+    if isinstance(expected, (tuple, list)):
+        return got.kind == "tuple" and len(got.items) == len(expected) and \
+            all(_same(g, e, dtype, rule) for g, e in zip(got.items, expected))
+    if isinstance(expected, dict):
+        return got.kind == "dict" and set(got.keys) == set(expected) and \
+            all(_same(g, expected[k], dtype, rule) for k, g in zip(got.keys, got.items))
+    if isinstance(expected, str):
+        return got.kind == "str" and got.text == expected
     if not isinstance(expected, torch.Tensor):
-        return got.kind in ("number", "bool") and got.number == expected
+        return got.kind in ("number", "bool") and _number_close(got.number, expected, rule.tolerance)
     if got.kind != "tensor" or tuple(got.tensor.shape) != tuple(expected.shape):
         return False
-    g = got.tensor
-    if _dtype_problem(g, expected, item.dtype) is not None:
+    g, expected = _ordered(got.tensor, expected, rule)
+    if _dtype_problem(g, expected, dtype) is not None:
         return False
     if expected.dtype == torch.bool or not (expected.is_floating_point() or g.is_floating_point()):
         return torch.equal(g.to(torch.int64), expected.to(torch.int64))
-    e64, tol, _ = _prepared(expected, item.tolerance.rtol, item.tolerance.atol)
+    e64, tol, _ = _prepared(expected, rule.tolerance.rtol, rule.tolerance.atol)
     g64 = g.to(torch.float64)
     close = (g64 - e64).abs() <= tol
     if bool(close.all()):
@@ -251,12 +345,13 @@ def near_miss(got: Value, expected, item: Item) -> NearMiss | None:
     parts = _outputs(got, expected, item)
     if parts is None:
         return None
-    found = [NearMiss(_near_one(g, e, item), g, e) for g, e in parts if not _same(g, e, item)]
+    found = [NearMiss(_near_one(g, e, item.dtype, item.output(n)), g, e) for n, g, e in parts
+             if not _same(g, e, item.dtype, item.output(n))]
     kinds = {f.kind for f in found}
     return found[0] if len(kinds) == 1 and None not in kinds else None
 
 
-def _near_one(got: Value, expected, item: Item) -> str | None:
+def _near_one(got: Value, expected, dtype: str, rule: Output) -> str | None:
     if not isinstance(expected, torch.Tensor):
         return None
     if got.kind == "tuple":
@@ -265,7 +360,7 @@ def _near_one(got: Value, expected, item: Item) -> str | None:
         if len(numbers) != expected.numel() or expected.dim() > 1 or None in numbers:
             return None
         as_tensor = torch.tensor(numbers, dtype=expected.dtype).reshape(expected.shape)
-        return "container" if _same(Value(kind="tensor", tensor=as_tensor), expected, item) else None
+        return "container" if _same(Value(kind="tensor", tensor=as_tensor), expected, dtype, rule) else None
     if got.kind != "tensor" or got.tensor.shape != expected.shape or got.tensor.dtype == expected.dtype:
         return None
     g = got.tensor
@@ -274,7 +369,7 @@ def _near_one(got: Value, expected, item: Item) -> str | None:
     if not expected.is_floating_point() and not g.is_floating_point():
         return "integer_dtype" if torch.equal(g.to(torch.int64), expected.to(torch.int64)) else None
     if expected.is_floating_point() and g.is_floating_point():
-        return "float_dtype" if _same(Value(kind="tensor", tensor=g.to(expected.dtype)), expected, item) else None
+        return "float_dtype" if _same(Value(kind="tensor", tensor=g.to(expected.dtype)), expected, dtype, rule) else None
     return None
 
 
