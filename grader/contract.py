@@ -23,13 +23,14 @@ from pathlib import Path
 
 from .errors import RubricError
 
-KINDS = ("tensor", "int", "float", "number", "bool", "str", "tuple", "any")
+KINDS = ("tensor", "int", "float", "number", "bool", "str", "tuple", "list", "dict", "any")
 DTYPE_FAMILIES = ("floating", "integer", "bool", "complex")
 DTYPE_NAMES = ("float16", "bfloat16", "float32", "float64", "uint8", "int8", "int16", "int32", "int64",
                "complex64", "complex128")
 ELLIPSIS = "..."
 _BY_KIND = {"tensor": ("dtype", "shape", "rank", "broadcast"), "int": ("min", "max"), "float": ("min", "max"),
-            "number": ("min", "max"), "bool": (), "str": ("choices",), "tuple": ("of", "length"), "any": ()}
+            "number": ("min", "max"), "bool": (), "str": ("choices",), "tuple": ("of", "length", "items"),
+            "list": ("of", "length"), "dict": ("keys",), "any": ()}
 _IDENT = re.compile(r"^[A-Za-z_]\w*$")
 _INDEXED = re.compile(r"^([A-Za-z_]\w*)\[(\d+)\]$")
 
@@ -55,8 +56,10 @@ class Spec:
     min: int | float | None = None
     max: int | float | None = None
     choices: tuple[str, ...] = ()
-    of: "Spec | None" = None             # a tuple's element kind
-    length: int | None = None            # a tuple's length
+    of: "Spec | None" = None             # a tuple's or list's element kind
+    length: int | None = None            # a tuple's or list's length
+    items: tuple["Spec", ...] = ()       # a tuple's elements, by position, each named: (h, c)
+    keys: tuple["Spec", ...] = ()        # a dict's entries: its exact keys (the names) and their kinds
     optional: bool = False               # None is accepted too, and is the default
     default: object = NO_DEFAULT         # the argument may be left out; this is its value then
 
@@ -226,6 +229,20 @@ def _spec(raw, path: Path, where: str, field: str, named: bool, is_return: bool 
         kw["length"] = raw["length"]
     if "of" in raw:
         kw["of"] = _spec(raw["of"], path, where, f"{here}.of", named=False)
+    for part in ("items", "keys"):       # nested values: each part named (a position's label, a dict's key)
+        if part in raw:
+            if not (isinstance(raw[part], list) and raw[part]):
+                raise RubricError(path, where, f"{here}.{part}", "must be a non-empty array of { name = ..., kind = ... }")
+            specs = []
+            for j, x in enumerate(raw[part]):
+                label = x.get("name") if part == "items" and isinstance(x, dict) else None   # a position's name is optional
+                if part == "items":
+                    x = {k: v for k, v in x.items() if k != "name"} if isinstance(x, dict) else x
+                one = _spec(x, path, where, f"{here}.{part}[{j}]", named=part == "keys", is_return=True)
+                specs.append(replace(one, name=label if isinstance(label, str) else f"[{j}]") if part == "items" else one)
+            kw[part] = tuple(specs)
+    if kw.get("items") and ("of" in kw or "length" in kw):
+        raise RubricError(path, where, f"{here}.items", "give `items` (each position's kind) or `of`/`length`, not both")
     spec = Spec(kind=kind, name=name, **kw)
     if "default" in raw:
         default = _frozen(raw["default"])
@@ -254,12 +271,16 @@ def _describe(s: Spec) -> str:
         elif s.rank is not None:
             text += f" of rank {s.rank}"
         return text
-    if s.kind == "tuple":
+    if s.kind == "tuple" and s.items:
+        return "a tuple (" + ", ".join(f"{i.name}: {i.describe()}" for i in s.items) + ")"
+    if s.kind == "dict":
+        return "a dict" + (" {" + ", ".join(f"{k.name!r}: {k.describe()}" for k in s.keys) + "}" if s.keys else "")
+    if s.kind in ("tuple", "list"):
         n = f"{s.length} " if s.length is not None else ""
         if s.of is None:
-            return f"a tuple of {n}items" if n else "a tuple"
+            return f"a {s.kind} of {n}items" if n else f"a {s.kind}"
         simple = s.of.kind in _PLURAL and _describe(s.of) == _describe(Spec(kind=s.of.kind)) and not s.of.optional
-        return f"a tuple of {n}{_PLURAL[s.of.kind]}" if simple else f"a tuple of {n}items, each {s.of.describe()}"
+        return f"a {s.kind} of {n}{_PLURAL[s.of.kind]}" if simple else f"a {s.kind} of {n}items, each {s.of.describe()}"
     if s.kind == "str" and s.choices:
         return "one of " + ", ".join(map(repr, s.choices))
     base = {"int": "an int", "float": "a float", "number": "a number (int or float)", "bool": "a bool",
@@ -296,6 +317,8 @@ def describe_value(v) -> str:
         return f"{v!r} (a float)"
     if isinstance(v, str):
         return f"{v!r} (a string)"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k!r}: {_short(x)}" for k, x in v.items()) + "} (a dict)"
     if isinstance(v, (tuple, list)):
         inner = ", ".join(_short(x) for x in v)
         return (f"[{inner}] (a list)" if isinstance(v, list)
@@ -309,7 +332,7 @@ def describe_value(v) -> str:
 def _short(v) -> str:
     if _is_tensor(v):
         return f"<{str(v.dtype).replace('torch.', '')} tensor {_shape_text(tuple(v.shape))}>"
-    if isinstance(v, (tuple, list)):
+    if isinstance(v, (tuple, list, dict)):
         return describe_value(v).rsplit(" (a ", 1)[0]
     return repr(v)
 
@@ -373,10 +396,28 @@ def check_value(spec: Spec, value, env: _Env, who: str = "") -> str | None:
         if not isinstance(value, str):
             return ""
         return None if not spec.choices or value in spec.choices else "not one of the choices"
-    if k == "tuple":
-        if not isinstance(value, tuple):
-            return ("a list is not a tuple (the sandbox hands students a tuple, the reference would get a list)"
-                    if isinstance(value, list) else "")
+    if k == "dict":
+        if not isinstance(value, dict):
+            return ""
+        if spec.keys and set(value) != {s.name for s in spec.keys}:
+            return f"keys {sorted(value)}, not {sorted(s.name for s in spec.keys)}"
+        for s in spec.keys:
+            why = check_value(s, value[s.name], env, who)
+            if why is not None:
+                return f"[{s.name!r}] is {describe_value(value[s.name])}" + (f": {why}" if why else "")
+        return None
+    if k in ("tuple", "list"):
+        if not isinstance(value, tuple if k == "tuple" else list):
+            return (f"a {type(value).__name__} is not a {k} (the student's function gets exactly what the case "
+                    f"passes)" if isinstance(value, (tuple, list)) else "")
+        if spec.items:
+            if len(value) != len(spec.items):
+                return f"{len(value)} items, not {len(spec.items)}"
+            for s, x in zip(spec.items, value):
+                why = check_value(s, x, env, who)
+                if why is not None:
+                    return f"{s.name} is {describe_value(x)}" + (f": {why}" if why else "")
+            return None
         if spec.length is not None and len(value) != spec.length:
             return f"{len(value)} items, not {spec.length}"
         if spec.of is not None:

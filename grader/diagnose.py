@@ -18,10 +18,8 @@ from typing import Iterable, Sequence
 
 import torch
 
-from .model import CaseCheck, ErrorInfo, Text
+from .model import CaseCheck, ErrorInfo, Text, value_parts
 
-# Outputs whose rows are softmax distributions (one query over all keys).
-ROW_STOCHASTIC = ("attention", "weights")
 RTOL, ATOL = 1e-4, 1e-5
 
 
@@ -142,8 +140,9 @@ def broadcast(expected: torch.Tensor, got: torch.Tensor) -> Text | None:
                 f"(e.g. (N,) combined with (N, 1) gives (N, N)).")
 
 
-def rows_sum(got: torch.Tensor, name: str = "attention", reveal: bool = True) -> Text | None:
-    """Each row (the last dim) of attention weights must sum to 1; say over which dim it does."""
+def rows_sum(got: torch.Tensor, name: str, reveal: bool = True) -> Text | None:
+    """Each row (the last dim) of a distribution-valued output (the rubric's `rows_sum_to_one`)
+    must sum to 1; say over which dim it does."""
     if not got.is_floating_point() or got.dim() < 1 or got.numel() == 0 or not torch.isfinite(got).all():
         return None
     sums = got.double().sum(dim=-1)
@@ -155,8 +154,8 @@ def rows_sum(got: torch.Tensor, name: str = "attention", reveal: bool = True) ->
         cols = got.double().sum(dim=-2)
         if torch.allclose(cols, torch.ones_like(cols), atol=1e-4):
             dim = "0" if got.dim() == 2 else "-2"
-            return Text(f"softmax 取在了第 {dim} 维：`{name}` 的每一行（一个查询对所有键）之和应为 1{yours}；应使用 dim=-1。",
-                        f"softmax was taken over dim {dim}: each row of `{name}` (one query over all keys) must sum to 1{yours_en}; use dim=-1.")
+            return Text(f"softmax 取在了第 {dim} 维：`{name}` 的每一行（沿最后一维）之和应为 1{yours}；应使用 dim=-1。",
+                        f"softmax was taken over dim {dim}: each row of `{name}` (along the last dim) must sum to 1{yours_en}; use dim=-1.")
     return Text(f"`{name}` 的每一行之和应为 1{yours}：检查 softmax 及其维度。",
                 f"each row of `{name}` must sum to 1{yours_en}: check the softmax and its dim.")
 
@@ -167,88 +166,23 @@ def reordered(expected: torch.Tensor, got: torch.Tensor) -> Text | None:
         return None
     if torch.equal(got.long(), expected.long()) or not torch.equal(got.long().sort().values, expected.long().sort().values):
         return None
-    return Text("保留的下标是对的，但顺序不同：应按分数从高到低的顺序返回。",
-                "the right indices, in another order: return them in decreasing score.")
+    return Text("下标是对的，但顺序不同：请按题目要求的顺序返回。",
+                "the right indices, in another order: return them in the order the task asks for.")
 
 
-def tensor_hint(expected, got, name: str = "", dims: Sequence[int] = (), reveal: bool = True) -> Text | None:
+def tensor_hint(expected, got, name: str = "", dims: Sequence[int] = (), reveal: bool = True,
+                rows_sum_to_one: bool = False) -> Text | None:
     """The first generic explanation that fits, most specific first."""
     if not isinstance(expected, torch.Tensor) or not isinstance(got, torch.Tensor):
         return None
     for check in (lambda: nonfinite(got), lambda: transposed(expected, got), lambda: reordered(expected, got),
                   lambda: reshaped(expected, got), lambda: broadcast(expected, got),
-                  lambda: rows_sum(got, name, reveal) if name in ROW_STOCHASTIC else None,
+                  lambda: rows_sum(got, name, reveal) if rows_sum_to_one else None,
                   lambda: scaled(expected, got, dims)):
         hint = check()
         if hint is not None:
             return hint
     return None
-
-
-# --- properties: checked on the student's own output, revealing no reference value ----------------
-PROPERTIES = {
-    "box_iou": Text("自查：IoU 对称（box_iou(a, b) == box_iou(b, a).T），取值在 [0, 1] 内，一个框与自身的 IoU 为 1。",
-                    "check yourself: IoU is symmetric (box_iou(a, b) == box_iou(b, a).T), lies in [0, 1], and a box's IoU with itself is 1."),
-    "nms": Text("自查：返回的下标按分数从高到低排列；对保留下来的框再做一次 NMS 应原样返回（幂等）。",
-                "check yourself: the kept indices come in decreasing score, and running NMS again on the kept boxes keeps them all (idempotent)."),
-    "encode_boxes": Text("自查：decode_boxes(p, encode_boxes(p, g)) 应还原出 g；p 与自身编码应得 0。",
-                         "check yourself: decode_boxes(p, encode_boxes(p, g)) must give back g, and encoding p against itself gives 0."),
-    "decode_boxes": Text("自查：decode_boxes(p, encode_boxes(p, g)) 应还原出 g；偏移全为 0 时应原样返回 p。",
-                         "check yourself: decode_boxes(p, encode_boxes(p, g)) must give back g, and zero deltas return p unchanged."),
-    "scaled_dot_product_attention": Text("自查：权重的每一行之和为 1；被屏蔽的位置权重为 0。",
-                                         "check yourself: every row of the weights sums to 1, and masked positions get weight 0."),
-    "multi_head_attention": Text("自查：每个头的权重每行之和为 1；causal=True 时对角线以上的权重为 0。",
-                                 "check yourself: each head's weights sum to 1 along every row; with causal=True the weights above the diagonal are 0."),
-    "causal_mask": Text("自查：掩码为布尔型，对角线及以下为 True，对角线以上为 False。",
-                        "check yourself: the mask is boolean, True on and below the diagonal, False above it."),
-    "attention": Text("自查：attention 的每一行之和为 1。", "check yourself: every row of `attention` sums to 1."),
-}
-
-
-def property_reminder(name: str) -> Text | None:
-    return PROPERTIES.get(name)
-
-
-def iou_properties(boxes1, boxes2, got) -> Text | None:
-    if not isinstance(got, torch.Tensor) or not got.is_floating_point() or got.numel() == 0:
-        return None
-    g = got.double()
-    if bool(((g < -1e-6) | (g > 1 + 1e-6)).any()):
-        return Text(f"IoU 必须在 [0, 1] 内，你的结果范围是 [{float(g.min()):.3g}, {float(g.max()):.3g}]。",
-                    f"an IoU must lie in [0, 1]; yours range over [{float(g.min()):.3g}, {float(g.max()):.3g}].")
-    if isinstance(boxes1, torch.Tensor) and isinstance(boxes2, torch.Tensor) and boxes1.shape == boxes2.shape \
-            and torch.equal(boxes1, boxes2) and g.dim() == 2 and g.shape[0] == g.shape[1]:
-        if not torch.allclose(g, g.T, atol=1e-5):
-            return Text("同一组框两两的 IoU 矩阵应对称，你的不对称。", "the IoU matrix of a set of boxes with itself must be symmetric; yours is not.")
-    return None
-
-
-def nms_properties(scores, got) -> Text | None:
-    if not isinstance(scores, torch.Tensor) or not isinstance(got, torch.Tensor) or got.dim() != 1 or got.is_floating_point():
-        return None
-    if got.numel() and (int(got.min()) < 0 or int(got.max()) >= len(scores)):
-        return None
-    s = scores[got.long()]
-    if s.numel() > 1 and bool((s[1:] > s[:-1]).any()):
-        return Text("返回的下标没有按分数从高到低排列。", "the returned indices are not in decreasing score.")
-    return None
-
-
-def causal_properties(mask, weights) -> Text | None:
-    """Weights under a causal (lower-triangular) mask must be zero above the diagonal."""
-    if not isinstance(mask, torch.Tensor) or not isinstance(weights, torch.Tensor) or mask.dtype != torch.bool:
-        return None
-    if mask.dim() != 2 or mask.shape[0] != mask.shape[1] or not torch.equal(mask, torch.ones_like(mask).tril()):
-        return None
-    n = mask.shape[0]
-    if weights.shape[-2:] != (n, n):
-        return None
-    above = weights.double().triu(1).abs()
-    if float(above.max()) <= 1e-6:
-        return None
-    where = [int(i) for i in (above > 1e-6).nonzero()[0]]
-    return Text(f"因果掩码下，对角线以上的权重必须为 0：你的在 {where} 处不是 0（查询不能看到未来的键）。",
-                f"under a causal mask the weights above the diagonal must be 0: yours are not, e.g. at {where} (a query must not see future keys).")
 
 
 # --- what score.py asks for -----------------------------------------------------------------------
@@ -260,44 +194,60 @@ def _dims(inputs) -> list[int]:
     return out
 
 
-def _parts(value, names: Sequence[str]) -> list[tuple[str, object]]:
-    if isinstance(value, tuple) and len(names) == len(value):
-        return list(zip(names, value))
-    return [(names[0] if names else "", value)]
-
-
-def case_hint(name: str, returns: Sequence[str], check: CaseCheck) -> Text | None:
-    """A generic hint from one failing public case's expected and got values and inputs."""
+def case_hint(item, check: CaseCheck, hook=None) -> Text | None:
+    """A hint from one failing public case's expected and got values and inputs: the assignment's
+    own (`hook`, the rubric's `hints`: (args, got) -> {zh, en} | None) first, then the generic
+    ones: outputs of a tuple returned in another order, and per output tensor NaN, a transpose,
+    another order, a reshape, broadcasting, rows that must sum to 1, a scale factor."""
     if check.expected is None or check.got is None:
         return None
-    returns = tuple(returns) or (name,)
+    if hook is not None:
+        try:
+            said = hook(tuple(check.inputs or ()), check.got)
+        except Exception:          # an assignment's hint that fails on a value it did not expect says nothing
+            said = None
+        if isinstance(said, dict) and isinstance(said.get("zh"), str) and isinstance(said.get("en"), str):
+            return Text(said["zh"], said["en"])
+    names = item.names
+    hint = swapped(names, check.expected, check.got)
+    if hint is not None:
+        return hint
     inputs = check.inputs or ()
-    for (out, e), (_, g) in zip(_parts(check.expected, returns), _parts(check.got, returns)):
+    for label, e, g in value_parts(check.expected, check.got, names):
         if not isinstance(e, torch.Tensor) or not isinstance(g, torch.Tensor):
             continue
         if _close(g, e) if g.shape == e.shape and g.dtype == e.dtype else False:
             continue
-        hint = tensor_hint(e, g, out, _dims(inputs) + list(e.shape))
-        if hint is None and name == "box_iou" and len(inputs) >= 2:
-            hint = iou_properties(inputs[0], inputs[1], g)
-        if hint is None and name == "nms" and len(inputs) >= 2:
-            hint = nms_properties(inputs[1], g)
-        if hint is None and out == "weights" and len(inputs) >= 4:
-            hint = causal_properties(inputs[3], g)
+        top = label.split("[")[0]
+        hint = tensor_hint(e, g, label, _dims(inputs) + list(e.shape),
+                           rows_sum_to_one=item.output(top).rows_sum_to_one if top in names else False)
         if hint is not None:
             return hint
     return None
 
 
-def generic_hint(name: str, returns: Sequence[str], checks: Sequence[CaseCheck]) -> Text | None:
-    """For an item no known mistake explains: the first public failing case's diagnosis, else a
-    property the answer must have (which names no value)."""
-    for c in checks:
-        if not c.passed and c.public:
-            hint = case_hint(name, returns, c)
-            if hint is not None:
-                return hint
-    return property_reminder(name)
+def swapped(names: Sequence[str], expected, got) -> Text | None:
+    """A tuple's outputs returned in another order (`(c, h)` for `(h, c)`): each of the student's
+    parts equals another part of the expected value."""
+    if not (isinstance(expected, (tuple, list)) and isinstance(got, (tuple, list)) and len(expected) == len(got) > 1):
+        return None
+    labels = list(names) if len(names) == len(expected) else [f"[{i}]" for i in range(len(expected))]
+
+    def same(a, b):
+        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and _close(a, b)
+    order = []
+    for g in got:
+        match = [j for j, e in enumerate(expected) if same(g, e)]
+        if len(match) != 1:
+            return None
+        order.append(match[0])
+    if sorted(order) != list(range(len(expected))) or order == list(range(len(expected))):
+        return None
+    yours = ", ".join(labels[j] for j in order)
+    want = ", ".join(labels)
+    return Text(f"返回值的顺序不对：你返回的是 ({yours})，应为 ({want})。每一项本身都是对的，只需调换顺序。",
+                f"the returned values are in another order: you return ({yours}), the order is ({want}). Each one is "
+                f"right; swap them.")
 
 
 # --- errors ---------------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ quote numbers) and hidden runs' output off the student page. The reference's cod
 from __future__ import annotations
 
 import datetime
-import math
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -26,9 +25,11 @@ from types import SimpleNamespace as Fields
 import torch
 from markupsafe import Markup, escape
 
-from .templating import template
+from . import drawings
 from .diagnose import note_text
-from .model import CaseCheck, ErrorInfo, GradeResult, ItemResult, Text
+from .model import CaseCheck, ErrorInfo, GradeResult, ItemResult, Text, value_parts
+from .rubric import Output, Tolerance
+from .templating import template
 
 # Every fixed string of the page, in both languages; the template gets them as `page.t`.
 T = {k: Text(zh, en) for k, (zh, en) in {
@@ -53,9 +54,10 @@ T = {k: Text(zh, en) for k, (zh, en) in {
     "slice": ("显示切片", "showing slice"),
     "heatmaps": ("热力图：你的 / 正确 / 差值", "Heatmaps: yours / reference / difference"),
     "yours": ("你的", "yours"), "reference": ("正确", "reference"), "difference": ("差值（你的 − 正确）", "difference (yours − reference)"),
-    "yours_kept": ("你保留的框", "boxes you kept"), "reference_kept": ("应保留的框", "boxes that should be kept"),
-    "iou_boxes": ("两组框（蓝 a / 橙 b）", "the two sets of boxes (blue a / orange b)"),
-    "decoded_boxes": ("候选框（灰）、正确解码（绿）、你的解码（红虚线）", "proposals (grey), reference decoding (green), yours (red, dashed)"),
+    "kept_yours": ("你保留的框", "boxes you kept"), "kept_reference": ("应保留的框", "boxes that should be kept"),
+    "two_sets": ("两组框（蓝 a / 橙 b）", "the two sets of boxes (blue a / orange b)"),
+    "boxes": ("输入的框（灰）、正确结果（绿）、你的结果（红虚线）", "input boxes (grey), the reference's (green), yours (red, dashed)"),
+    "sequence": ("随时间变化：实线为你的，虚线为正确结果（前几个分量）", "over time: yours solid, the reference dashed (the first components)"),
     "all_cases": ("全部测试", "All checks"), "public_cases": ("公开测试", "Public checks"),
     "code": ("你的代码", "Your code"), "cell": ("单元", "cell"),
     "todo_legend": ("黄色为 #todo 区域，红色为出错的行", "yellow: the #todo region; red: the line that raised"),
@@ -77,9 +79,6 @@ STATUS = {k: Text(zh, en) for k, (zh, en) in {
     "error": ("出错", "error"), "missing": ("未完成", "missing"), "manual": ("人工评阅", "manual review")}.items()}
 
 MAX_TABLE = 100        # elements: larger tensors are summarised, not tabulated
-MAX_BOXES = 40
-HEATMAP_OUTPUTS = ("attention", "score", "weights")
-BOX_ITEMS = ("nms", "box_iou", "decode_boxes")
 
 
 def render_feedback(result: GradeResult, lang: str = "zh", view: str = "student", rubric=None) -> str:
@@ -180,7 +179,7 @@ class _Context:
     def item(self, i: ItemResult) -> Fields:
         ri = self.rubric_item(i.id)
         name = ri.name if ri and ri.name else i.id
-        returns = tuple(ri.returns) if ri and ri.returns else (name,)
+        returns = ri.names if ri else (name,)
         written = ri.kind == "written" if ri else i.answer is not None
         failing = [c for c in i.cases if not c.passed]
         hidden = [c for c in i.cases if not c.public]
@@ -196,10 +195,10 @@ class _Context:
                      shown=None, example=None, error=_error_view(i.error, self.lang) if i.error else None)
         shown = next((c for c in failing if c.public and (c.expected is not None or c.got is not None)), None)
         if shown is not None:
-            out.shown = self._case_detail(shown, name, returns)
+            out.shown = self._case_detail(shown, name, returns, ri)
         elif i.status == "pass":     # a passing item still shows what a public case looks like, folded
             first = next((c for c in i.cases if c.public and _nonempty(c.expected)), None)
-            out.example = self._case_detail(first, name, returns) if first is not None else None
+            out.example = self._case_detail(first, name, returns, ri) if first is not None else None
         return out
 
     def _message(self, i: ItemResult, failing: list[CaseCheck]) -> str:
@@ -222,18 +221,23 @@ class _Context:
                       message=_rich(c.message(self.lang)) if not c.passed else Markup(),
                       mistake=c.mistake if self.instructor else None)
 
-    def _case_detail(self, c: CaseCheck, name: str, returns: tuple) -> Fields:
+    def _case_detail(self, c: CaseCheck, name: str, returns: tuple, ri) -> Fields:
         params = self._params(name)
         inputs = []
         for k, a in enumerate(c.inputs or ()):
             inputs.append(Fields(name=params[k] if k < len(params) else f"arg{k + 1}", **vars(_value(a))))
-        outputs = []
-        for (out, e), (_, g) in zip(_components(c.expected, returns), _components(c.got, returns)):
-            outputs.append(_compare_view(out, e, g))
+        outputs, boxes = [], []
+        titles = {k: T[k](self.lang) for k in ("kept_yours", "kept_reference", "two_sets", "boxes")}
+        for label, e, g in value_parts(c.expected, c.got, returns):
+            top = label.split("[")[0]
+            rule = ri.output(top) if ri and top in returns else Output(Tolerance())
+            outputs.append(_compare_view(label, e, g, rule))
+            if rule.draw == "boxes":
+                boxes += drawings.box_panels(e, g, c.inputs, titles)
         # What this (public) case's values show, e.g. the student's own row sums: safe to quote here.
         return Fields(about=self.tr(c.about) or "", message=_rich(c.message(self.lang)), passed=c.passed,
-                      diagnosis=self.rich(c.diagnosis),
-                      inputs=inputs, outputs=outputs, boxes=_box_views(name, c, self.lang))
+                      diagnosis=self.rich(c.diagnosis), inputs=inputs, outputs=outputs, boxes=boxes,
+                      sequence_note=T["sequence"](self.lang))
 
     def _params(self, name: str) -> tuple[str, ...]:
         """The student's own parameter names for a function item (from their code, not the reference's)."""
@@ -330,12 +334,7 @@ class _Context:
 
 
 # --- values ---------------------------------------------------------------------------------------
-def _num(x) -> str:
-    if isinstance(x, bool):
-        return "T" if x else "F"
-    if isinstance(x, float):
-        return f"{x:.4g}" if math.isfinite(x) else str(x)
-    return str(x)
+_num = drawings.num
 
 
 def _summary(t: torch.Tensor) -> str:
@@ -366,12 +365,6 @@ def _table(t: torch.Tensor, diff: torch.Tensor | None = None, cls: str = "") -> 
     return Markup(f'<div class="scroll"><table class="tensor {cls}">\n{"".join(rows)}</table></div>\n')
 
 
-def _components(value, names: tuple) -> list[tuple[str, object]]:
-    if isinstance(value, tuple) and len(value) == len(names):
-        return list(zip(names, value))
-    return [(names[0], value)]
-
-
 def _slice(e: torch.Tensor, g: torch.Tensor):
     """A 2-D view of two same-shaped tensors: the leading index where they differ most."""
     if e.dim() <= 2:
@@ -382,15 +375,19 @@ def _slice(e: torch.Tensor, g: torch.Tensor):
     return e[idx], g[idx], "[" + ", ".join(map(str, lead)) + ", :, :]"
 
 
-def _compare_view(name: str, e, g) -> Fields:
+def _compare_view(name: str, e, g, rule: Output) -> Fields:
     # Each value on its own only when they cannot be set side by side: the page shows one or the other.
-    return _paired(name, e, g) or Fields(name=name, expected=_value(e) if e is not None else None,
-                                         got=_value(g) if g is not None else None, table=None, heatmaps=None, slice="")
+    plot = drawings.sequence_plot(e, g) if rule.draw == "sequence" else None
+    view = _paired(name, e, g, rule) or Fields(name=name, expected=_value(e) if e is not None else None,
+                                               got=_value(g) if g is not None else None, table=None, heatmaps=None, slice="")
+    view.plot = plot
+    return view
 
 
-def _paired(name: str, e, g) -> Fields | None:
-    """Same-shaped tensors side by side (a 2-D slice beyond two dimensions), the elements that differ
-    marked; heatmaps too for attention-like outputs. None when they cannot be paired up."""
+def _paired(name: str, e, g, rule: Output) -> Fields | None:
+    """Same-shaped tensors side by side (a 2-D slice beyond two dimensions), the elements outside
+    the output's tolerance marked; heatmaps too where the rubric draws it so. None when they
+    cannot be paired up."""
     if not (isinstance(e, torch.Tensor) and isinstance(g, torch.Tensor) and e.shape == g.shape and e.numel()):
         return None
     es, gs, label = _slice(e, g)
@@ -398,108 +395,12 @@ def _paired(name: str, e, g) -> Fields | None:
         return None
     if es.is_floating_point() or gs.is_floating_point():
         e64, g64 = es.double(), gs.double()
-        diff = ~torch.isclose(g64, e64, rtol=1e-4, atol=1e-5, equal_nan=True)
+        diff = ~torch.isclose(g64, e64, rtol=rule.tolerance.rtol, atol=rule.tolerance.atol, equal_nan=True)
     else:
         diff = es.long() != gs.long()
-    heat = name in HEATMAP_OUTPUTS and es.dim() == 2 and es.is_floating_point() and gs.is_floating_point()
+    heat = rule.draw == "heatmap" and es.dim() == 2 and es.is_floating_point() and gs.is_floating_point()
     table = Fields(expected=_table(es, None, "expected"), got=_table(gs, diff, "got"), n_diff=int(diff.sum()))
-    return Fields(name=name, expected=None, got=None, table=table, heatmaps=_heatmaps(e64, g64) if heat else None, slice=label)
-
-
-# --- heatmaps (inline SVG) ------------------------------------------------------------------------
-CELL = 22
-
-
-def _mix(a: tuple, b: tuple, t: float) -> str:
-    t = min(max(t, 0.0), 1.0)
-    # Spelled out per channel: this runs for every heatmap cell.
-    return "#%02x%02x%02x" % (round(a[0] + (b[0] - a[0]) * t), round(a[1] + (b[1] - a[1]) * t),
-                              round(a[2] + (b[2] - a[2]) * t))
-
-
-def _heat(m: torch.Tensor, color, title: str) -> Fields:
-    """One heatmap: its cells as SVG rects, each titled with its value (numbers only: nothing to escape)."""
-    rows, cols = m.shape
-    cells = "".join(f'<rect x="{c * CELL}" y="{r * CELL}" width="{CELL}" height="{CELL}" fill="{color(x)}">'
-                    f'<title>[{r}, {c}] = {_num(x)}</title></rect>'
-                    for r, row in enumerate(m.tolist()) for c, x in enumerate(row))
-    return Fields(title=title, width=cols * CELL, height=rows * CELL, cells=Markup(cells))
-
-
-def _heatmaps(e: torch.Tensor, g: torch.Tensor) -> list[Fields]:
-    both = torch.cat([e.flatten(), g.flatten()])
-    both = both[torch.isfinite(both)]
-    lo, hi = (float(both.min()), float(both.max())) if both.numel() else (0.0, 1.0)
-    span = hi - lo or 1.0
-    white, blue, red = (255, 255, 255), (31, 78, 156), (200, 40, 40)
-
-    def seq(x):
-        return "#999999" if not math.isfinite(x) else _mix(white, blue, (x - lo) / span)
-    d = (g - e).nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)
-    m = float(d.abs().max()) or 1.0
-
-    def div(x):
-        return _mix(white, red, x / m) if x >= 0 else _mix(white, blue, -x / m)
-    return [_heat(g, seq, "yours"), _heat(e, seq, "reference"), _heat(d, div, "difference")]
-
-
-# --- boxes (inline SVG) ---------------------------------------------------------------------------
-def _box_views(name: str, c: CaseCheck, lang: str) -> list[Fields]:
-    """Drawings for detection items: NMS's kept boxes (yours vs the reference's), IoU's two sets,
-    decoded boxes. Only public cases get here (hidden cases have no inputs in the result)."""
-    args = c.inputs or ()
-    if name not in BOX_ITEMS or len(args) < 2 or not all(isinstance(a, torch.Tensor) for a in args[:2]):
-        return []
-    if name == "nms":
-        boxes = args[0]
-        panels = []
-        for title, keep in ((T["yours_kept"](lang), c.got), (T["reference_kept"](lang), c.expected)):
-            kept = _indices(keep, len(boxes))
-            scores = args[1].tolist() if args[1].dim() == 1 and len(args[1]) == len(boxes) else [None] * len(boxes)
-            kept = kept or []
-            shapes = [(b, "kept" if k in kept else "dropped",
-                       f"{k}" + (f" ({_num(sc)})" if sc is not None else "") + (f" #{kept.index(k) + 1}" if k in kept else ""))
-                      for k, (b, sc) in enumerate(zip(boxes.tolist(), scores))]
-            panels.append(_panel(title, shapes, boxes))
-        return panels
-    if name == "box_iou":
-        shapes = [(b, "set1", f"a{k}") for k, b in enumerate(args[0].tolist())] + \
-                 [(b, "set2", f"b{k}") for k, b in enumerate(args[1].tolist())]
-        return [_panel(T["iou_boxes"](lang), shapes, torch.cat([args[0], args[1]]))]
-    shapes = [(b, "dropped", f"p{k}") for k, b in enumerate(args[0].tolist())]
-    every = [args[0]]
-    for cls, v in (("reference", c.expected), ("yours", c.got)):
-        if isinstance(v, torch.Tensor) and v.dim() == 2 and v.shape[-1] == 4 and torch.isfinite(v).all():
-            shapes += [(b, cls, "") for b in v.tolist()]
-            every.append(v)
-    return [_panel(T["decoded_boxes"](lang), shapes, torch.cat(every))]
-
-
-def _indices(keep, n: int) -> list[int] | None:
-    if not isinstance(keep, torch.Tensor) or keep.dim() != 1 or keep.is_floating_point() or keep.dtype == torch.bool:
-        return None
-    ks = [int(k) for k in keep.tolist()]
-    return ks if all(0 <= k < n for k in ks) else None
-
-
-def _panel(title: str, shapes, everything: torch.Tensor, width: int = 260) -> Fields:
-    if everything.numel() == 0 or len(shapes) > MAX_BOXES:
-        return Fields(title=title, width=width, height=40, boxes=Markup(), empty=True)
-    x1, y1 = float(everything[:, 0].min()), float(everything[:, 1].min())
-    x2, y2 = float(everything[:, 2].max()), float(everything[:, 3].max())
-    pad = 0.05 * max(x2 - x1, y2 - y1, 1.0)
-    x1, y1, x2, y2 = x1 - pad, y1 - pad, x2 + pad, y2 + pad
-    s = width / max(x2 - x1, 1e-6)
-    height = max(round((y2 - y1) * s), 40)
-    boxes = []
-    for (a, b, c, d), cls, label in shapes:
-        box = (f'<g class="box {cls}"><rect x="{round((a - x1) * s, 1)}" y="{round((b - y1) * s, 1)}" '
-               f'width="{round(max(c - a, 0) * s, 1)}" height="{round(max(d - b, 0) * s, 1)}">'
-               f'<title>{escape(f"{label} ({_num(a)}, {_num(b)}, {_num(c)}, {_num(d)})")}</title></rect>')
-        if label:   # at the bottom-left corner: nested boxes often share their top-left one
-            box += f'<text x="{round((a - x1) * s + 3, 1)}" y="{round((d - y1) * s - 3, 1)}">{escape(label)}</text>'
-        boxes.append(box + "</g>")
-    return Fields(title=title, width=width, height=height, boxes=Markup("".join(boxes)), empty=False)
+    return Fields(name=name, expected=None, got=None, table=table, heatmaps=drawings.heatmaps(e64, g64) if heat else None, slice=label)
 
 
 def _caret(e: ErrorInfo) -> str | None:

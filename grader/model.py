@@ -159,6 +159,23 @@ class Value:
         return f"{self.type_name} (refused: {self.reason})"
 
 
+def value_parts(expected, got, names: tuple) -> list[tuple[str, object, object]]:
+    """(label, expected part, got part) down to the leaves, where got has the expected structure:
+    `out`, `state[0]`, `grads['dx']`. A part whose structure differs is one pair, as it is."""
+    if len(names) > 1 and isinstance(expected, (tuple, list)) and isinstance(got, (tuple, list)) \
+            and len(expected) == len(got) == len(names):
+        return [p for n, e, g in zip(names, expected, got) for p in _leaves(n, e, g)]
+    return _leaves(names[0] if names else "", expected, got)
+
+
+def _leaves(label: str, e, g) -> list[tuple[str, object, object]]:
+    if isinstance(e, (tuple, list)) and isinstance(g, (tuple, list)) and len(e) == len(g):
+        return [p for i, (a, b) in enumerate(zip(e, g)) for p in _leaves(f"{label}[{i}]", a, b)]
+    if isinstance(e, dict) and isinstance(g, dict) and set(e) == set(g):
+        return [p for k in e for p in _leaves(f"{label}[{k!r}]", e[k], g[k])]
+    return [(label, e, g)]
+
+
 @dataclass(frozen=True)
 class CellRun:
     cell: int

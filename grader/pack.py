@@ -179,7 +179,15 @@ def public_rubric_toml(rubric: Rubric, concepts: bool = False) -> str:
         lines += [f"dtype = {q(it.dtype)}", f"partial = {q(it.partial)}", f"case_credit = {num(it.case_credit)}"]
         if it.returns:
             lines.append(f"returns = {json.dumps(list(it.returns))}")
+        if it.reminder is not None:
+            lines.append(f"reminder = {text(it.reminder)}")
         lines += ["  [items.tolerance]", f"  rtol = {num(it.tolerance.rtol)}", f"  atol = {num(it.tolerance.atol)}"]
+        if it.seconds is not None:
+            lines += ["  [items.limits]", f"  seconds = {num(it.seconds)}"]
+        for name, o in it.outputs:      # how each output is compared and drawn (its `hints` code stays home)
+            lines += [f"  [items.outputs.{q(name)}]", f"  rtol = {num(o.tolerance.rtol)}", f"  atol = {num(o.tolerance.atol)}",
+                      f"  order = {q(o.order)}", f"  rows_sum_to_one = {'true' if o.rows_sum_to_one else 'false'}",
+                      f"  draw = {q(o.draw)}"]
         for m in it.mistakes:
             lines += ["  [[items.mistakes]]", f"  id = {q(m.id)}", f"  credit = {num(m.credit)}",
                       f"  hint = {text(m.hint)}"]
@@ -195,7 +203,7 @@ def _without(schema: dict, *keys: str) -> dict:
 _P_TOP = _without(_rubric.TOP_KEYS, "tolerance")
 _P_ASSIGNMENT = _without(_rubric.ASSIGNMENT_KEYS, "reference", "starter", "hidden_seeds")
 _P_SCRIPT = _without(_rubric.SCRIPT_KEYS, "inputs", "expected")
-_P_ITEM = _without(_rubric.ITEM_KEYS, "reference", "cases", "follows")     # concepts: the snapshot's only
+_P_ITEM = _without(_rubric.ITEM_KEYS, "reference", "cases", "follows", "hints")     # concepts: the snapshot's only
 _P_MISTAKE = _without(_rubric.MISTAKE_KEYS, "function")
 
 

@@ -41,15 +41,25 @@ def score_items(rubric: Rubric, layout: Layout, run: RunResult, ref: ReferenceSo
 
 
 def _explained(r: ItemResult, item: Item, layout: Layout, run: RunResult, sources: dict, broken: list) -> ItemResult:
-    """The result with what its pages show worked out here, once: each failing public case's
-    diagnosis, and for an error, the item's own error and the earlier one to fix first."""
-    returns = tuple(item.returns) or (item.name,)
-    cases = tuple(dataclasses.replace(c, diagnosis=diagnose.case_hint(item.name, returns, c))
-                  if c.public and not c.passed and c.error is None else c for c in r.cases)
-    error = _own_error(r, item, layout, run) if r.status == "error" else None
+    """The result with what its pages show about an error worked out here, once: the item's own
+    error and the earlier one to fix first (each failing case's diagnosis is `_diagnosed`'s)."""
+    if r.status != "error":
+        return r
+    error = _own_error(r, item, layout, run)
     cause = diagnose.root_cause(error, broken) if error is not None else None
     hint = diagnose.error_hint(cause, sources.get(cause.cell, ""), broken) if cause is not None else None
-    return dataclasses.replace(r, cases=cases, error=error, cause=cause, cause_hint=hint)
+    return dataclasses.replace(r, error=error, cause=cause, cause_hint=hint)
+
+
+def _diagnosed(item: Item, checks: list, ref: ReferenceSource) -> list:
+    """Each failing public case with what its own values show (the assignment's hint first, then
+    the generic diagnoses): worked out once, here, and kept in the result for the pages."""
+    try:
+        hook = ref.resolve(item.hints, item, "hints") if item.hints else None
+    except LookupError:       # a student's pack carries no assignment code
+        hook = None
+    return [dataclasses.replace(c, diagnosis=diagnose.case_hint(item, c, hook))
+            if c.public and not c.passed and c.error is None else c for c in checks]
 
 
 def _own_error(r: ItemResult, item: Item, layout: Layout, run: RunResult) -> ErrorInfo | None:
@@ -101,7 +111,7 @@ def _variable(item: Item, rubric: Rubric, layout: Layout, run: RunResult, ref: R
                                 n_diff=m.n_diff, expected=expected if public else None, got=got.tensor if public else None))
         if not m.passed:
             explanations.append(why)
-    return _verdict(item, checks, explanations)
+    return _verdict(item, _diagnosed(item, checks, ref), explanations)
 
 
 def _explain_variable(item, rubric, run, ref, label, seed, got, pasted: bool) -> list[tuple]:
@@ -327,7 +337,7 @@ def _function(item: Item, rubric: Rubric, layout: Layout, run: RunResult, ref: R
         src = diagnose.cell_sources(layout.blocks).get(err.cell, "") if err is not None else ""
         return _result(item, "error", 0.0, Text(f"`{item.name}` 在所有测试中都出错：", f"`{item.name}` failed on every case: ")
                        + first.message, hint=diagnose.error_hint(err, src), cases=checks)
-    return _verdict(item, checks, explanations)
+    return _verdict(item, _diagnosed(item, checks, ref), explanations)
 
 
 def _fitting(item: Item, value, case, ref: ReferenceSource, candidates: set) -> list[tuple]:
@@ -381,7 +391,8 @@ def _verdict(item: Item, checks: list, explanations: list) -> ItemResult:
         return _result(item, "partial" if credit > 0 else "fail", credit, message, hint=hint, cases=checks, mistake=mid)
     # No single known mistake explains every failure: fall back to a generic diagnosis (values from
     # public cases only) or a property the answer must have.
-    hint = next((e[0][2] for e in explanations if e), None) or diagnose.generic_hint(item.name, item.returns, checks)
+    hint = next((e[0][2] for e in explanations if e), None) or \
+        next((c.diagnosis for c in checks if c.diagnosis is not None), None) or item.reminder
     passed = len(checks) - len(failing)
     summary = Text(f"{passed}/{len(checks)} 个测试通过。", f"{passed} of {len(checks)} checks passed. ")
     if item.partial != "proportional":

@@ -57,8 +57,8 @@ def test_each_kind_of_departure_is_named_with_declared_and_passed():
     f, r = torch.zeros(1, 1, 4, 4), torch.zeros(1, 5)
     assert call(ROI, f, r, 3, 1.0) == [("output_size", "a tuple of 2 ints", "3 (an int)", "")]
     assert call(ROI, f, r, [3, 3], 1.0) == [("output_size", "a tuple of 2 ints", "[3, 3] (a list)",
-                                             "a list is not a tuple (the sandbox hands students a tuple, "
-                                             "the reference would get a list)")]
+                                             "a list is not a tuple (the student's function gets exactly "
+                                             "what the case passes)")]
     assert call(ROI, f, r, (3, 3.0), 1.0) == [("output_size", "a tuple of 2 ints", "(3, 3.0) (a tuple)",
                                                "item 1 is 3.0 (a float)")]
     assert call(ROI, f, r, (3, 3), 1) == [("spatial_scale", "a float", "1 (an int)",

@@ -62,7 +62,7 @@ def test_rows_sum_names_the_dim_and_the_sums():
     got = torch.softmax(scores, dim=0)
     hint = diagnose.rows_sum(got, "attention")
     sums = got.sum(dim=-1).tolist()
-    assert hint.en.startswith("softmax was taken over dim 0: each row of `attention` (one query over all keys) must sum to 1, yours sum to ")
+    assert hint.en.startswith("softmax was taken over dim 0: each row of `attention` (along the last dim) must sum to 1, yours sum to ")
     assert f"{sums[0]:.3g}, {sums[1]:.3g}" in hint.en
     assert "softmax 取在了第 0 维" in hint.zh
     assert diagnose.rows_sum(torch.softmax(scores, dim=-1), "attention") is None
@@ -76,34 +76,66 @@ def test_nan_position():
     assert diagnose.tensor_hint(torch.zeros(2, 2), got) == hint
 
 
-def test_nms_order():
+def test_indices_in_another_order():
     hint = diagnose.reordered(torch.tensor([3, 0, 2]), torch.tensor([0, 2, 3]))
-    assert hint.en == "the right indices, in another order: return them in decreasing score."
+    assert hint.en == "the right indices, in another order: return them in the order the task asks for."
     assert diagnose.reordered(torch.tensor([3, 0]), torch.tensor([0, 2])) is None
-    assert diagnose.nms_properties(torch.tensor([0.1, 0.9, 0.5]), torch.tensor([2, 1])).en == \
-        "the returned indices are not in decreasing score."
 
 
-def test_properties_reveal_no_values():
+def _item(**kw):
+    from grader.rubric import Item, Output, Tolerance
+    outputs = tuple((n, Output(Tolerance(), rows_sum_to_one=True)) for n in kw.pop("rows", ()))
+    return Item(id="x", part="A", kind="function", name=kw.pop("name", "x"), points=1, title=Text.same("x"),
+                outputs=outputs, **kw)
+
+
+def test_swapped_outputs_of_a_tuple_are_named():
+    h, c = torch.tensor([1.0, 2.0]), torch.tensor([3.0, 4.0])
+    check = CaseCheck("c", "public", True, False, Text.same("x"), expected=(h, c), got=(c, h))
+    hint = diagnose.case_hint(_item(returns=("h", "c")), check)
+    assert hint.en == "the returned values are in another order: you return (c, h), the order is (h, c). Each one is right; swap them."
+    assert diagnose.swapped(("h", "c"), (h, c), (h, c)) is None
+    assert diagnose.swapped(("h", "c"), (h, c), (c, c)) is None
+
+
+def test_nested_parts_are_diagnosed_by_their_path():
+    e = {"dx": E, "dw": torch.ones(2)}
+    check = CaseCheck("c", "public", True, False, Text.same("x"), expected=e, got={"dx": E.T.contiguous(), "dw": torch.ones(2)})
+    hint = diagnose.case_hint(_item(name="grads"), check)
+    assert hint is not None and "transpose" in hint.en
+
+
+def test_hw2_property_hints_live_in_its_reference_package():
+    from helpers import ROOT
+    from grader.expected import Reference
+    from grader.rubric import load_rubric
+    ref = Reference(load_rubric(ROOT / "rubrics" / "hw2.toml"))
     boxes = torch.tensor([[0.0, 0.0, 2.0, 2.0], [1.0, 1.0, 3.0, 3.0]])
-    assert "[0, 1]" in diagnose.iou_properties(boxes, boxes, torch.tensor([[1.0, 1.5], [0.2, 1.0]])).en
-    assert "symmetric" in diagnose.iou_properties(boxes, boxes, torch.tensor([[1.0, 0.2], [0.1, 1.0]])).en
+    iou = ref.resolve("hints.box_iou")
+    assert "[0, 1]" in iou((boxes, boxes), torch.tensor([[1.0, 1.5], [0.2, 1.0]]))["en"]
+    assert "symmetric" in iou((boxes, boxes), torch.tensor([[1.0, 0.2], [0.1, 1.0]]))["en"]
+    nms = ref.resolve("hints.nms")
+    assert nms((boxes, torch.tensor([0.1, 0.9, 0.5]), 0.5), torch.tensor([2, 1]))["en"] == \
+        "the returned indices are not in decreasing score."
+    sdpa = ref.resolve("hints.scaled_dot_product_attention")
     w = torch.full((3, 3), 1 / 3)
-    hint = diagnose.causal_properties(torch.ones(3, 3, dtype=torch.bool).tril(), w)
-    assert "above the diagonal must be 0" in hint.en and "[0, 1]" in hint.en
-    for name in ("box_iou", "nms", "encode_boxes", "decode_boxes", "attention"):
-        r = diagnose.property_reminder(name)
-        assert r.zh and r.en and not any(ch.isdigit() and ch not in "01" for ch in r.en)
+    said = sdpa((w, w, w, torch.ones(3, 3, dtype=torch.bool).tril()), (w, w))
+    assert "above the diagonal must be 0" in said["en"] and "[0, 1]" in said["en"]
+    for item in ref.rubric.items:
+        if item.reminder is not None:     # a reminder names no value
+            assert item.reminder.zh and not any(ch.isdigit() and ch not in "01" for ch in item.reminder.en), item.id
 
 
 def test_case_hint_uses_public_values_only():
     e = torch.softmax(torch.tensor([[1.0, 2.0], [0.5, 0.0]]), dim=-1)
     g = torch.softmax(torch.tensor([[1.0, 2.0], [0.5, 0.0]]), dim=0)
+    item = _item(name="attention", rows=("attention",))
     public = CaseCheck("c", "public", True, False, Text.same("x"), expected=e, got=g)
     hidden = CaseCheck("h", "hidden-1", False, False, Text.same("x"))
-    assert "softmax was taken over dim 0" in diagnose.generic_hint("attention", ("attention",), [hidden, public]).en
-    # Only a hidden case failed: the property reminder, which names no value.
-    assert diagnose.generic_hint("attention", ("attention",), [hidden]) == diagnose.property_reminder("attention")
+    assert "softmax was taken over dim 0" in diagnose.case_hint(item, public).en
+    assert diagnose.case_hint(item, hidden) is None
+    # without the rubric's rows_sum_to_one, the rows are not the grader's business
+    assert diagnose.case_hint(_item(name="attention"), public) is None
 
 
 def test_space_in_a_name():
