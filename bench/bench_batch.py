@@ -36,7 +36,7 @@ SAMPLES = ["001_seed_repaired", "002_correct_notebook", "003_correct_script", "0
 
 def generate(dest: Path, n: int) -> Path:
     for k in range(n):
-        src = ROOT / "submissions" / SAMPLES[k % len(SAMPLES)]
+        src = ROOT / "submissions" / "hw2" / SAMPLES[k % len(SAMPLES)]
         d = dest / f"student{k:04d}"
         shutil.copytree(src, d)
         f = next(p for p in d.iterdir() if p.is_file())

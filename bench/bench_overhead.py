@@ -37,7 +37,7 @@ def main() -> None:
     ap.add_argument("--sandbox", default=default_kind())
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
-    samples = sorted(p for p in (ROOT / "submissions").iterdir() if p.is_dir() and p.name not in SLOW)
+    samples = sorted(p for p in (ROOT / "submissions" / "hw2").iterdir() if p.is_dir() and p.name not in SLOW)
     rubric = ROOT / "rubrics" / "hw2.toml"
 
     with Grader(rubric, sandbox=args.sandbox) as g:

@@ -28,7 +28,7 @@ from grader.pipeline import Grader  # noqa: E402
 
 def samples() -> list[Path]:
     """The submission file of each sample folder."""
-    folders = sorted(p for p in (ROOT / "submissions").iterdir() if p.is_dir())
+    folders = sorted(p for p in (ROOT / "submissions" / "hw2").iterdir() if p.is_dir())
     return [min(f for f in d.iterdir() if f.is_file()) for d in folders]
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from .errors import GraderError, RubricError, SandboxError, UsageError
 
-DEFAULT_RUBRIC = Path(__file__).resolve().parent.parent / "rubrics" / "hw2.toml"
+RUBRIC_HELP = ("the assignment's rubric; by default the one the submission names, or the only one in rubrics/ "
+               "(grader/assignments.py)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -18,7 +19,7 @@ def _parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("grade", help="grade one submission (a file, or a folder holding one)")
     g.add_argument("submission", nargs="+")
-    g.add_argument("--rubric", default=str(DEFAULT_RUBRIC))
+    g.add_argument("--rubric", help=RUBRIC_HELP)
     g.add_argument("--json", metavar="OUT.json", help="write the result as JSON")
     g.add_argument("--sandbox", choices=("bwrap", "none"), default=None,
                    help="bwrap (default where installed) or none (unsandboxed)")
@@ -29,7 +30,8 @@ def _parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("batch", help="grade every submission in a folder: feedback, gradebook, exports")
     b.add_argument("submissions")
-    b.add_argument("--rubric", default=str(DEFAULT_RUBRIC))
+    b.add_argument("--rubric", help=RUBRIC_HELP + "; a folder of <assignment>/<student>/ folders grades each "
+                   "assignment against its own rubric, into OUT/<assignment>/")
     b.add_argument("--out", default="out")
     b.add_argument("--jobs", type=int, default=0, help="parallel sandboxes (default: one per core)")
     b.add_argument("--force", action="store_true", help="regrade even unchanged submissions")
@@ -46,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--item")
     r.add_argument("--points", type=float)
     r.add_argument("--comment")
+    r.add_argument("--serve", action="store_true",
+                   help="start the review web app for teaching assistants (docs/review.md) and print its URL")
+    r.add_argument("--host", default="127.0.0.1",
+                   help="with --serve: the address to listen on (default 127.0.0.1, this machine only); "
+                        "any other needs the printed URL's token on every request")
+    r.add_argument("--port", type=int, default=8765, help="with --serve: the port (default 8765; 0 takes a free one)")
 
     d = sub.add_parser("redraw", help="draw every feedback page, the summary and the exports again from what a "
                        "batch stored (no sandbox, no student files)")
@@ -54,11 +62,11 @@ def _parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("validate", help="check an assignment end to end: solution full marks, starter zero, "
                        "every known mistake caught, the pack builds, the starter is up to date")
-    v.add_argument("rubric", nargs="?", default=str(DEFAULT_RUBRIC))
+    v.add_argument("rubric", nargs="?", help=RUBRIC_HELP)
     v.add_argument("--sandbox", choices=("bwrap", "none"), default=None)
 
     k = sub.add_parser("pack", help="build the student pack: starter, public checks, public rubric")
-    k.add_argument("rubric", nargs="?", default=str(DEFAULT_RUBRIC))
+    k.add_argument("rubric", nargs="?", help=RUBRIC_HELP)
     k.add_argument("--out", required=True, help="the pack's folder, e.g. dist/hw2/")
 
     c = sub.add_parser("check", help="students: check a submission against the pack's public checks")
@@ -113,6 +121,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{len(done.missing)} run(s) stored without a record (an older grader): "
                       f"{', '.join(done.missing)}; `grade.py batch --force` grades them again", file=sys.stderr)
             return 0
+        if args.command == "review" and args.serve:
+            if args.csv or args.points is not None:
+                raise UsageError("--serve records scores in the browser: leave out --csv and --points")
+            from .serve.app import serve
+            return serve(args.out, args.host, args.port)
         if args.command == "review":
             from .review import review
             print(review(args.out, csv_path=args.csv, student=args.student, item=args.item, points=args.points,
@@ -133,8 +146,9 @@ def cmd_grade(args) -> int:
     from .sandbox import default_kind
     if (args.json or args.html) and len(args.submission) > 1:
         raise UsageError("--json and --html take one submission; use `grade.py batch` for many")
+    from .assignments import choose
     sandbox = args.sandbox or default_kind()
-    with Grader(args.rubric, sandbox=sandbox, timeout=args.timeout) as grader:
+    with Grader(choose(args.rubric, args.submission[0], "grade"), sandbox=sandbox, timeout=args.timeout) as grader:
         lang = args.lang or grader.rubric.lang
         if sandbox == "none":
             print("warning: running without a sandbox: the submission can read and write your files"
@@ -152,20 +166,31 @@ def cmd_grade(args) -> int:
 
 
 def cmd_batch(args) -> int:
+    from .assignments import choose, known_rubrics, split_by_assignment
     from .batch import run_batch
-    summary = run_batch(args.submissions, args.rubric, args.out, jobs=args.jobs, force=args.force,
-                        dask_address=args.dask, sandbox=args.sandbox, lang=args.lang, timeout=args.timeout)
-    print(f"{summary.total} submissions: {summary.graded} graded, {summary.skipped} unchanged, "
-          f"{summary.failed} with problems; {summary.rate:.1f}/s. Results in {summary.out_dir}/ "
-          f"(summary.html, grades.csv, gradebook.sqlite)")
-    for student, why in summary.errors.items():
-        print(f"  {student}: not graded: {why}", file=sys.stderr)
+    groups = split_by_assignment(args.submissions) if not args.rubric else None
+    if groups is None:
+        groups = {"": Path(args.submissions)}
+        rubrics = {"": choose(args.rubric, args.submissions, "batch")}
+    else:           # several assignments, each against its own rubric, each into its own folder
+        rubrics = {a: known_rubrics()[a] for a in groups}
+    for assignment, folder in groups.items():
+        out = Path(args.out) / assignment if assignment else Path(args.out)
+        summary = run_batch(folder, rubrics[assignment], out, jobs=args.jobs, force=args.force,
+                            dask_address=args.dask, sandbox=args.sandbox, lang=args.lang, timeout=args.timeout)
+        print(f"{assignment + ': ' if assignment else ''}{summary.total} submissions: {summary.graded} graded, "
+              f"{summary.skipped} unchanged, {summary.failed} with problems; {summary.rate:.1f}/s. Results in "
+              f"{summary.out_dir}/ (summary.html, grades.csv, gradebook.sqlite)")
+        for student, why in summary.errors.items():
+            print(f"  {student}: not graded: {why}", file=sys.stderr)
     return 0
 
 
 def cmd_validate(args) -> int:
+    from .assignments import choose
     from .sandbox import default_kind
     from .validate import validate
+    args.rubric = choose(args.rubric, None, "validate")
     problems = validate(args.rubric, sandbox=args.sandbox or default_kind(), log=print)
     if problems:
         print(f"{args.rubric}: {len(problems)} problem(s):", file=sys.stderr)
@@ -177,8 +202,9 @@ def cmd_validate(args) -> int:
 
 
 def cmd_pack(args) -> int:
+    from .assignments import choose
     from .pack import build_pack
-    files = build_pack(args.rubric, args.out)
+    files = build_pack(choose(args.rubric, None, "pack"), args.out)
     print(f"pack written to {args.out}: " + ", ".join(f.name for f in files))
     return 0
 

@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 RUBRIC = ROOT / "rubrics" / "hw2.toml"
-SAMPLES = ROOT / "submissions"
+SAMPLES = ROOT / "submissions" / "hw2"        # the other assignments' samples: test_assignments.py
 GOLDEN = ROOT / "tests" / "golden"
 # every bundled sample (a folder under submissions/): each has a golden record, GOLDEN / <name>.json
 SAMPLE_NAMES = sorted(p.name for p in SAMPLES.iterdir() if p.is_dir())
@@ -82,6 +82,7 @@ def write_golden(name: str, record: dict) -> None:
     text = json.dumps(record, ensure_ascii=False, indent=2) + "\n"
     path = golden_path(name)
     if not path.exists() or path.read_text(encoding="utf-8") != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
 
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from helpers import GOLDEN, PART_A, SAMPLE_NAMES, SAMPLES, golden_diff, golden_record, read_golden, statuses
+from helpers import RUBRIC, GOLDEN, PART_A, SAMPLE_NAMES, SAMPLES, golden_diff, golden_record, read_golden, statuses
 
 
 @pytest.mark.parametrize("name", SAMPLE_NAMES)
@@ -125,7 +125,8 @@ def test_cli_exit_codes_and_json(tmp_path):
     data = json.loads(out.read_text(encoding="utf-8"))
     assert data["schema"] == 1 and data["score"] == 6.0 and data["max_score"] == 40.0
     assert [i["status"] for i in data["items"][:6]] == ["pass"] * 6 and data["run"]["sandbox"] == "bwrap"
-    assert main(["grade", str(tmp_path / "nope.py")]) == 0          # a missing file is a result, not a crash
+    assert main(["grade", str(tmp_path / "nope.py"), "--rubric", str(RUBRIC)]) == 0   # a missing file is a result, not a crash
+    assert main(["grade", str(tmp_path / "nope.py")]) == 2          # which assignment? never a silent default
     assert main(["grade", "x.py", "--rubric", str(tmp_path / "none.toml")]) == 2
     assert main(["frobnicate"]) == 2
 
@@ -195,7 +196,7 @@ def test_cli_runs_torch_on_one_thread(tmp_path):
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        assert main(["grade", str(tmp_path / "nope.py")]) == 0
+        assert main(["grade", str(tmp_path / "nope.py"), "--rubric", str(RUBRIC)]) == 0
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)

@@ -159,7 +159,7 @@ def test_a_command_returns_only_once_its_sandbox_is_gone(tmp_path, command, sand
     target = ([str(folder / "forks.py"), "--json", str(result)] if command == "grade"
               else [str(tmp_path / "subs"), "--out", str(tmp_path / "out")])
     result.parent.mkdir(parents=True, exist_ok=True)
-    command_line = [sys.executable, str(ROOT / "grade.py"), command, *target, "--sandbox", sandbox]
+    command_line = [sys.executable, str(ROOT / "grade.py"), command, *target, "--sandbox", sandbox, "--rubric", str(RUBRIC)]
     wrapped = subprocess.run([sys.executable, "-c", LEFTOVERS, *command_line], capture_output=True, text=True,
                              timeout=300, cwd=tmp_path)
     run = json.loads(wrapped.stdout)
