@@ -19,7 +19,8 @@ _MAGIC = re.compile(r"^(?P<indent>\s*)(?:[%!]|\w+\s*=\s*[%!]|(?:\w+\s*=\s*)?get_
 _RUN_AS_PYTHON = {"time", "timeit", "capture", "prun"}   # cell magics whose body is still Python
 
 
-def layout(sub: Submission, wanted_variables: tuple[str, ...] = (), written_ids: tuple[str, ...] = ()) -> Layout:
+def layout(sub: Submission, wanted_variables: tuple[str, ...] = (), written_ids: tuple[str, ...] = (),
+           section_aliases: tuple = ()) -> Layout:
     blocks: list[Block] = []
     blanks: list[Blank] = []
     skipped: list[Text] = []
@@ -51,7 +52,7 @@ def layout(sub: Submission, wanted_variables: tuple[str, ...] = (), written_ids:
                 break
     return Layout(blocks=tuple(blocks), blanks=tuple(blanks), checkpoints=checkpoints,
                   unfilled=frozenset(n for n, f in filled.items() if not f), skipped=tuple(skipped),
-                  written=tuple(locate_written(sub, written_ids)), signatures=signatures)
+                  written=tuple(locate_written(sub, written_ids, section_aliases)), signatures=signatures)
 
 
 def strip_magics(cell: Cell) -> tuple[str, list[Text]]:
@@ -206,14 +207,17 @@ def _assigns_textually(source: str, name: str) -> bool:
 # --- written answers -----------------------------------------------------------------------------
 _CN_NUM = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}
 _FULL_ID = re.compile(r"^\s*(?:#+\s*)?(?:\*\*)?\s*(?:[Qq问题]*\s*)?(?P<s>\d+)\s*[.．-]\s*(?P<q>\d+)(?![\d.])")
-_SECTION = re.compile(r"^\s*(?:#+\s*)?(?:第\s*)?(?P<n>[一二三四五六七八九十]|Ξ)\s*(?:部分|题|[、.．:：]|\s*$)")
+_SECTION = r"^\s*(?:#+\s*)?(?:第\s*)?(?P<n>[一二三四五六七八九十]{aliases})\s*(?:部分|题|[、.．:：]|\s*$)"
 _QUESTION = re.compile(r"^\s*(?:#+\s*)?(?P<q>\d+)\s*(?:[.．、)）:：]\s*$|\s*$)")
 
 
-def locate_written(sub: Submission, written_ids: tuple[str, ...]) -> list[Written]:
-    """Answers are found by their numbers: `### 2.2 ...` headings, or a section numeral (一/二/三)
-    followed by bare question numbers `1`, `2`, ... as in hand-written sheets. A question number that
-    does not grow starts the next section even when the section heading was lost."""
+def locate_written(sub: Submission, written_ids: tuple[str, ...], section_aliases: tuple = ()) -> list[Written]:
+    """Answers are found by their numbers: `### 2.2 ...` headings, or a section numeral (一/二/三,
+    or one of the rubric's `section_aliases`) followed by bare question numbers `1`, `2`, ... as
+    in hand-written sheets. A question number that does not grow starts the next section even when
+    the section heading was lost."""
+    aliases = dict(section_aliases)
+    section_re = re.compile(_SECTION.format(aliases="".join("|" + re.escape(a) for a in aliases)))
     wanted = {i.split(".", 1)[1]: i for i in written_ids if i.count(".") == 2}
     answers: dict[str, list[str]] = {}
     first_cell: dict[str, int] = {}
@@ -228,8 +232,8 @@ def locate_written(sub: Submission, written_ids: tuple[str, ...]) -> list[Writte
             if (m := _FULL_ID.match(line)) and f"{int(m['s'])}.{int(m['q'])}" in wanted:
                 section, question, level = int(m["s"]), int(m["q"]), heading
                 current = f"{section}.{question}"
-            elif (m := _SECTION.match(line)) and len(line.strip()) <= 12:
-                section = _CN_NUM.get(m["n"], 3 if m["n"] == "Ξ" else section + 1)
+            elif (m := section_re.match(line)) and len(line.strip()) <= 12:
+                section = _CN_NUM.get(m["n"]) or aliases.get(m["n"]) or section + 1
                 question, current = 0, None
                 continue
             elif (m := _QUESTION.match(line)):
@@ -254,7 +258,12 @@ def locate_written(sub: Submission, written_ids: tuple[str, ...]) -> list[Writte
     return out
 
 
+# An answer cell's bold label, kept from the starter (`**Answer:**`, `**答 / Answer:**`): a short
+# bold text ending with a colon, at the very start.
+ANSWER_LABEL = re.compile(r"^\s*\*\*[^*\n]{0,30}[:：]\*\*\s*|^\s*\*\*[^*\n]{0,30}\*\*[:：]\s*")
+
+
 def _clean_answer(text: str) -> str:
-    text = re.sub(r"^\s*\*\*答\s*/\s*Answer:?\*\*:?", "", text.strip())
+    text = ANSWER_LABEL.sub("", text.strip())
     text = re.sub(r"(?m)^\S+\.md \d{4}-\d{2}-\d{2}\s*$", "", text)   # PDF page headers
     return text.strip()

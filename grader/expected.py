@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import time
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
@@ -54,6 +55,7 @@ class Reference:
         self.package = _import_package(rubric.reference)
         self._cases: dict[str, tuple[Case, ...]] = {}
         self._values: dict[tuple, Any] = {}
+        self._seconds: dict[str, float] = {}      # item id -> the reference's own time over its cases
 
     def resolve(self, dotted: str, item: Item | None = None, field: str = ""):
         obj = self.package
@@ -124,8 +126,18 @@ class Reference:
         key = ("expected", item.id, case.id)
         if key not in self._values:
             fn = self.resolve(item.reference, item, "reference")
-            self._values[key] = fn(*_clone(case.args), **_clone(case.kwargs))
+            args, kwargs = _clone(case.args), _clone(case.kwargs)
+            t0 = time.perf_counter()
+            self._values[key] = fn(*args, **kwargs)
+            self._seconds[item.id] = self._seconds.get(item.id, 0.0) + time.perf_counter() - t0
         return self._values[key]
+
+    def seconds(self, item: Item) -> float:
+        """The reference's own time for all of an item's cases (what a student's call of them is
+        measured against: run.call_seconds)."""
+        for case in self.cases(item):
+            self.expected(item, case)
+        return self._seconds.get(item.id, 0.0)
 
     def mistake(self, item: Item, mistake_id: str, case: Case):
         key = ("mistake", item.id, mistake_id, case.id)

@@ -4,7 +4,10 @@ manual score, and answers "what is this student's grade now".
 - `runs` is append-only: a regrade adds a row, so history is never lost. The current grade is the
   student's latest run with the manual scores (`overrides`) laid over it.
 - `overrides` is append-only too; the latest row per (student, item) wins, `points IS NULL` clears it.
-  Automatic regrades never touch it, which is what makes a manual score survive `--force`.
+  Automatic regrades never touch it, which is what makes a manual score survive `--force`. Each row
+  is also the score's history: who gave it, when, and the points it replaced. A writer may say which
+  row it saw in force (`ScoreChange.seen`): when another has been added since, nothing is written
+  and the conflict is returned, so two reviewers never silently overwrite each other.
 - Only the coordinator writes, one transaction per submission, so a crash (even kill -9) loses at
   most the submission being graded, and a rerun sees exactly what was committed.
 """
@@ -17,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import GraderError
 from .model import GradeResult, Text
 
 _SCHEMA = """
@@ -41,7 +45,9 @@ CREATE TABLE IF NOT EXISTS overrides (
     item TEXT NOT NULL,
     points REAL,                 -- NULL clears an earlier manual score
     comment TEXT NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    author TEXT NOT NULL DEFAULT '',  -- who scored ('' in rows from before it was kept)
+    old_points REAL               -- the manual score this one replaced, NULL when there was none
 );
 CREATE INDEX IF NOT EXISTS overrides_student ON overrides (student, item, id);
 -- which override a student's feedback page already shows (a later one makes the page stale)
@@ -86,13 +92,46 @@ class Run:
     result: dict
 
 
+# Columns added to a table after gradebooks were already in use: (table, column, declaration).
+# Opening an older gradebook adds them, so it keeps working, and older graders can still write it.
+_ADDED_COLUMNS = (("overrides", "author", "TEXT NOT NULL DEFAULT ''"), ("overrides", "old_points", "REAL"))
+
+
 @dataclass(frozen=True)
 class Override:
+    """A manual score (a row of `overrides`). `points` is None only for a row that cleared one, as
+    `override_heads` and `score_history` return them; `overrides()` leaves those out."""
     student: str
     item: str
-    points: float
+    points: float | None
     comment: str
     created_at: float
+    id: int = 0
+    author: str = ""
+    old_points: float | None = None
+
+
+@dataclass(frozen=True)
+class ScoreChange:
+    """A manual score to record. `seen`: the id of the row the writer saw in force for this answer
+    (0: none); None records it whatever happened since (the command line's CSV)."""
+    student: str
+    item: str
+    points: float | None
+    comment: str = ""
+    author: str = ""
+    seen: int | None = None
+
+
+@dataclass(frozen=True)
+class ScoreConflict:
+    """A change not recorded: someone else's score (`current`, None if it was cleared) came first."""
+    change: ScoreChange
+    current: Override | None
+
+
+class StaleScore(GraderError):
+    """A manual score given against an older state of the answer than the gradebook's."""
 
 
 class Gradebook:
@@ -106,6 +145,19 @@ class Gradebook:
         # commits), and saves an fsync per submission.
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        def missing():
+            have = {(t, row[1]) for t in {t for t, _, _ in _ADDED_COLUMNS}
+                    for row in self.db.execute(f"PRAGMA table_info({t})")}
+            return [(t, c, d) for t, c, d in _ADDED_COLUMNS if (t, c) not in have]
+        if not missing():
+            return
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            for table, column, declaration in missing():      # again: another process may have added them
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     def close(self) -> None:
         self.db.close()
@@ -195,24 +247,74 @@ class Gradebook:
             self.db.execute("INSERT OR REPLACE INTO pages (student, override_id) VALUES (?, ?)", (student, override_id))
 
     # -- manual scores ---------------------------------------------------------------------------
-    def add_override(self, student: str, item: str, points: float | None, comment: str) -> int:
+    def add_override(self, student: str, item: str, points: float | None, comment: str, author: str = "",
+                     seen: int | None = None) -> int:
+        """Record one manual score and return its id; StaleScore when `seen` is given and no longer
+        the row in force (see ScoreChange)."""
+        recorded, conflicts = self.add_overrides([ScoreChange(student, item, points, comment, author, seen)])
+        if conflicts:
+            now = conflicts[0].current
+            given = "no score" if now is None or now.points is None else f"{now.points:g}"
+            raise StaleScore(f"{student} {item}: scored {given} by {(now.author if now else '') or 'someone'} since "
+                             f"override {seen} you saw; look at it again, then score it")
+        return recorded[0].id
+
+    def add_overrides(self, changes) -> tuple[list[Override], list[ScoreConflict]]:
+        """Record manual scores in one transaction (a group's, at once): each one whose `seen` is
+        still the row in force, or that has no `seen`; the others come back as conflicts."""
+        recorded, conflicts = [], []
         with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
-            return self.db.execute("INSERT INTO overrides (student, item, points, comment, created_at) "
-                                   "VALUES (?,?,?,?,?)", (student, item, points, comment, time.time())).lastrowid
+            self.db.execute("BEGIN IMMEDIATE")     # the check and the write see the same gradebook
+            for ch in changes:
+                head = self._head(ch.student, ch.item)
+                if ch.seen is not None and (head.id if head else 0) != ch.seen:
+                    conflicts.append(ScoreConflict(ch, head))
+                    continue
+                at = time.time()
+                old = head.points if head else None
+                row = self.db.execute("INSERT INTO overrides (student, item, points, comment, created_at, author, "
+                                      "old_points) VALUES (?,?,?,?,?,?,?)",
+                                      (ch.student, ch.item, ch.points, ch.comment, at, ch.author, old)).lastrowid
+                recorded.append(Override(ch.student, ch.item, ch.points, ch.comment, at, row, ch.author, old))
+        return recorded, conflicts
+
+    def _head(self, student: str, item: str) -> Override | None:
+        row = self.db.execute(f"SELECT {_OVERRIDE_FIELDS} FROM overrides WHERE student = ? AND item = ? "
+                              "ORDER BY id DESC LIMIT 1", (student, item)).fetchone()
+        return None if row is None else _override(row)
+
+    def override_heads(self, item: str | None = None) -> dict[tuple[str, str], Override]:
+        """(student, item) -> the latest row, a cleared score's too: what a reviewer sees and
+        names as `seen` when scoring."""
+        sql = (f"SELECT {_OVERRIDE_FIELDS} FROM overrides WHERE id IN "
+               "(SELECT MAX(id) FROM overrides GROUP BY student, item)")
+        args: tuple = ()
+        if item is not None:
+            sql += " AND item = ?"
+            args = (item,)
+        return {(o.student, o.item): o for o in map(_override, self.db.execute(sql, args))}
+
+    def score_history(self, student: str, item: str | None = None) -> list[Override]:
+        """Every manual score given to a student (or one of their answers), oldest first."""
+        sql = f"SELECT {_OVERRIDE_FIELDS} FROM overrides WHERE student = ?"
+        args: tuple = (student,)
+        if item is not None:
+            sql += " AND item = ?"
+            args += (item,)
+        return [_override(r) for r in self.db.execute(sql + " ORDER BY id", args)]
 
     def overrides(self, student: str | None = None) -> dict[str, dict[str, Override]]:
         """student -> item -> the manual score in force (cleared ones left out)."""
-        sql = ("SELECT o.student, o.item, o.points, o.comment, o.created_at FROM overrides o JOIN "
-               "(SELECT student, item, MAX(id) AS id FROM overrides GROUP BY student, item) m ON o.id = m.id")
+        sql = (f"SELECT {_OVERRIDE_FIELDS} FROM overrides WHERE id IN "
+               "(SELECT MAX(id) FROM overrides GROUP BY student, item)")
         args: tuple = ()
         if student is not None:
-            sql += " WHERE o.student = ?"
+            sql += " AND student = ?"
             args = (student,)
         out: dict[str, dict[str, Override]] = {}
-        for s, item, points, comment, at in self.db.execute(sql, args):
-            if points is not None:
-                out.setdefault(s, {})[item] = Override(s, item, points, comment, at)
+        for o in map(_override, self.db.execute(sql, args)):
+            if o.points is not None:
+                out.setdefault(o.student, {})[o.item] = o
         return out
 
     def last_override_ids(self) -> dict[str, int]:
@@ -224,6 +326,13 @@ class Gradebook:
             "SELECT o.student FROM (SELECT student, MAX(id) AS id FROM overrides GROUP BY student) o "
             "LEFT JOIN pages p ON p.student = o.student WHERE p.override_id IS NULL OR p.override_id < o.id")
         return {r[0] for r in rows}
+
+
+_OVERRIDE_FIELDS = "student, item, points, comment, created_at, id, author, old_points"
+
+
+def _override(row) -> Override:
+    return Override(*row[:6], author=row[6] or "", old_points=row[7])
 
 
 def _run(row) -> Run:

@@ -97,7 +97,7 @@ class Grader:
             return self._unloadable(Path(path), student, Text(e.problem_zh, e.problem_en))
         variables = tuple(i.name for i in self.rubric.items_of("variable")) + (
             self.rubric.script.capture if self.rubric.script else ())
-        lay = locate(sub, variables, tuple(i.id for i in self.rubric.items_of("written")))
+        lay = locate(sub, variables, tuple(i.id for i in self.rubric.items_of("written")), self.rubric.section_aliases)
         run = execute(sub, lay, self.rubric, self.reference, self.worker, self.timeout)
         items = score_items(self.rubric, lay, run, self.reference)
         env = self.environment(time.perf_counter() - t0)

@@ -7,7 +7,7 @@ Rules (the hw2 starter is exactly what they make from reference/hw2/solution.ipy
   `raise NotImplementedError` at the region's indentation. The `#todo` line stays, whether it is
   just above BEGIN or the first line inside the region;
 - a cell holding `### BEGIN HIDDEN TESTS` is dropped;
-- a markdown answer cell (`**答 / Answer:**` first) keeps only that first line;
+- a markdown answer cell (one that begins with a bold label ending in a colon, `**Answer:**`) keeps only that label;
 - outputs and execution counts are cleared; ids and metadata are kept.
 
 The notebook is written as nbformat writes it (sorted keys, one-space indent, UTF-8, newline at
@@ -23,12 +23,12 @@ import re
 import textwrap
 from pathlib import Path
 
-from .blanks import TODO, parse
+from .blanks import ANSWER_LABEL, TODO, parse
 from .errors import GraderError
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 HIDDEN = "### BEGIN HIDDEN TESTS"
-ANSWER = re.compile(r"^\s*\*\*答\s*/\s*Answer:?\*\*")
+ANSWER = ANSWER_LABEL
 
 
 class ReleaseError(GraderError):

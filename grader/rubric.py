@@ -136,6 +136,7 @@ class Rubric:
     items: tuple[Item, ...]
     script: Script | None = None
     near_misses: NearMisses = NearMisses()
+    section_aliases: tuple = ()          # [written] section_aliases: (text, section number) pairs
 
     def item(self, item_id: str) -> Item:
         for it in self.items:
@@ -160,7 +161,10 @@ _TEXT = "text"          # a string or {zh = ..., en = ...}
 
 TOP_KEYS = {"schema": (int, REQUIRED), "assignment": (dict, REQUIRED), "limits": (dict, {}),
         "tolerance": (dict, {}), "parts": (list, []), "script": (dict, None), "items": (list, REQUIRED),
-        "near_misses": (dict, {})}
+        "near_misses": (dict, {}), "written": (dict, {})}
+# How a course's answer sheets number their sections beyond "1.2" and 一/二/三: what a damaged PDF
+# extraction puts for a numeral (hw2's sheet has "Ξ" for 三).
+WRITTEN_KEYS = {"section_aliases": (dict, {})}
 ASSIGNMENT_KEYS = {"id": (str, REQUIRED), "title": (_TEXT, REQUIRED), "reference": (str, REQUIRED),
                "starter": (list, []), "lang": (str, "zh"), "public_seed": (int, REQUIRED),
                "hidden_seeds": (list, [])}
@@ -282,6 +286,10 @@ def load_rubric(path: str | Path) -> Rubric:
                         follow_through_credit=_fraction(s["follow_through_credit"], path, "[script]", "follow_through_credit"))
     near = check_table(top["near_misses"], NEAR_MISSES_KEYS, "[near_misses]", path)
     near_misses = NearMisses(**{k: _fraction(v, path, "[near_misses]", k) for k, v in near.items()})
+    aliases = check_table(top["written"], WRITTEN_KEYS, "[written]", path)["section_aliases"]
+    for text, n in aliases.items():
+        if not (isinstance(n, int) and not isinstance(n, bool) and n > 0 and 0 < len(text) <= 4):
+            raise RubricError(path, "[written]", f"section_aliases.{text}", "maps a short text to a section number (an integer > 0)")
     items = tuple(parse_item(raw_item, i, tol, parts, path) for i, raw_item in enumerate(top["items"]))
     seen = set()
     for it in items:
@@ -293,7 +301,8 @@ def load_rubric(path: str | Path) -> Rubric:
     return Rubric(path=path.resolve(), sha256=hashlib.sha256(raw).hexdigest(), id=a["id"], title=a["title"],
                   reference=reference, starter=tuple((base / s).resolve() for s in a["starter"]), lang=lang,
                   public_seed=a["public_seed"], hidden_seeds=tuple(a["hidden_seeds"]), limits=limits,
-                  parts=parts, items=items, script=script, near_misses=near_misses)
+                  parts=parts, items=items, script=script, near_misses=near_misses,
+                  section_aliases=tuple(aliases.items()))
 
 
 def parse_item(raw: dict, index: int, default_tol: Tolerance, parts: tuple[Part, ...], path: Path) -> Item:

@@ -20,7 +20,7 @@ from .model import CallOutcome, CellRun, ErrorInfo, Layout, RunResult, Submissio
 from .rubric import Rubric
 from .sandbox import Worker, WorkerDied
 from .sandbox.runtime import tree
-from .sandbox.runtime.protocol import (CHANNEL_LOST, EXITS, FD_OUTPUT, MAX_DEPTH, MAX_PARTS, MAX_STR, answer_seconds, plan, split_record,
+from .sandbox.runtime.protocol import (derived_seconds, CHANNEL_LOST, EXITS, FD_OUTPUT, MAX_DEPTH, MAX_PARTS, MAX_STR, answer_seconds, plan, split_record,
                                       step_of)
 
 MAX_JSON_LINE = 4 * 2**20
@@ -65,11 +65,20 @@ def build_calls(reference: Reference) -> tuple[list, bytes, str]:
             cases = [{"id": c.id, "args": [_arg(a, f"{item.id}/{c.id}/{k}", tensors) for k, a in enumerate(c.args)],
                       "kwargs": {k: _arg(v, f"{item.id}/{c.id}/{k}", tensors) for k, v in c.kwargs.items()}}
                      for c in reference.cases(item)]
-            calls.append({"item": item.id, "name": item.name, "cases": cases})
+            calls.append({"item": item.id, "name": item.name, "cases": cases,
+                          "seconds": call_seconds(item, reference)})
         blob = st.save({k: v.detach().clone().contiguous() for k, v in tensors.items()}) if tensors else b""
         key = hashlib.sha256(json.dumps(calls).encode() + blob).hexdigest()[:16]
         cached = _CALLS[reference] = (calls, blob, key)
     return cached
+
+
+def call_seconds(item, reference) -> float:
+    """A function item's time limit: the rubric's, else one derived from the reference's own time
+    (protocol.derived_seconds); a student's pack has no reference code to time."""
+    timed = getattr(reference, "seconds", None)
+    return derived_seconds({"cell_seconds": reference.rubric.limits.cell_seconds}, item.seconds,
+                           timed(item) if timed is not None else None)
 
 
 def _arg(value, key: str, tensors: dict) -> dict:

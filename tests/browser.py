@@ -98,3 +98,56 @@ class Browser:
 
     def __exit__(self, *exc):
         self.close()
+
+
+# --- driving a page: scripts, keys, screenshots (the review app's tests) ---------------------------
+def evaluate(browser: Browser, expression: str):
+    """The value of a JavaScript expression in the page (a promise is awaited); its exception raised."""
+    reply = browser.send("Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True)
+    if "exceptionDetails" in reply:
+        raise RuntimeError(f"{expression!r} threw: {reply['exceptionDetails'].get('exception', reply['exceptionDetails'])}")
+    return reply["result"].get("value")
+
+
+def wait_for(browser: Browser, expression: str, timeout: float = 15.0):
+    """Poll a JavaScript expression until it is truthy; its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = evaluate(browser, expression)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"still falsy after {timeout} s: {expression}")
+        time.sleep(0.05)
+
+
+# DevTools key events need the key, its physical code and the Windows virtual key code.
+_KEYS = {"Enter": ("Enter", 13, "\r"), "Escape": ("Escape", 27, ""), "ArrowDown": ("ArrowDown", 40, ""),
+         "ArrowUp": ("ArrowUp", 38, "")}
+
+
+def press(browser: Browser, key: str, shift: bool = False) -> None:
+    """A real key press, as the keyboard gives it: a letter, a digit (with Shift: the digit's key,
+    its `code` DigitN), or Enter, Escape, ArrowDown, ArrowUp."""
+    if key in _KEYS:
+        code, vk, text = _KEYS[key]
+    elif key.isdigit():
+        code, vk, text = f"Digit{key}", ord(key), "" if shift else key
+    else:
+        code, vk, text = f"Key{key.upper()}", ord(key.upper()), key.upper() if shift else key
+    event = dict(key=key if not (shift and key.isalpha()) else key.upper(), code=code, windowsVirtualKeyCode=vk,
+                 nativeVirtualKeyCode=vk, modifiers=8 if shift else 0)
+    browser.send("Input.dispatchKeyEvent", type="keyDown" if text else "rawKeyDown", text=text, **event)
+    browser.send("Input.dispatchKeyEvent", type="keyUp", **event)
+
+
+def type_text(browser: Browser, text: str) -> None:
+    """Text typed into the focused box."""
+    browser.send("Input.insertText", text=text)
+
+
+def screenshot(browser: Browser, path: Path, width: int = 1280, height: int = 900) -> None:
+    """A PNG of the page as a window of this size shows it."""
+    import base64
+    browser.send("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+    Path(path).write_bytes(base64.b64decode(browser.send("Page.captureScreenshot", format="png")["data"]))

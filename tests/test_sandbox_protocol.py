@@ -87,12 +87,17 @@ def test_the_runtime_modules_next_to_student_code_keep_their_own_builtins():
 def test_every_budget_is_one_protocol_function():
     limits = {"cell_seconds": 3}
     spec = {"runs": [{"blocks": [{}] * 4, "calls": [{}] * 3}, {"blocks": [{}] * 2}], "limits": limits}
-    n = len(protocol.plan(spec))
-    assert n == 9
+    steps = protocol.plan(spec)
+    assert len(steps) == 9 and {s["seconds"] for s in steps} == {3.0}
     assert protocol.step_seconds(limits) == 3.0
-    assert protocol.job_seconds(limits, n) == 3 * (9 + 2)
-    assert protocol.cpu_seconds(limits, n) == 3 * (9 + 2) + 5
+    assert protocol.job_seconds(limits, steps) == 3 * (9 + 2)
+    assert protocol.cpu_seconds(limits, steps) == 3 * (9 + 2) + 5
     assert protocol.answer_seconds(spec) == 3 * (9 + 3) + 30
+    # a function item's own limit (the rubric's, or derived from the reference's time) counts as it is
+    spec["runs"][0]["calls"][1] = {"seconds": 0.5}
+    steps = protocol.plan(spec)
+    assert [s["seconds"] for s in steps][4:7] == [3.0, 0.5, 3.0]
+    assert protocol.job_seconds(limits, steps) == 3 * 8 + 0.5 + 6
     # nobody else reads the step limit or counts the steps into a budget
     for path in [*HOST_SIDE, *RUNTIME.glob("*.py")]:
         if path.name == "protocol.py":
@@ -101,8 +106,8 @@ def test_every_budget_is_one_protocol_function():
         reads = [line for line in text.splitlines() if "cell_seconds" in line and '"cell_seconds":' not in line]
         assert reads == [], (path.name, reads)
         assert "n_steps + 2" not in text and "steps + 3" not in text, path.name
-    uses = {"run.py": "answer_seconds(spec)", "confine.py": "cpu_seconds(limits, n_steps)",
-            "supervise.py": "job_seconds(limits, n_steps)"}
+    uses = {"run.py": "answer_seconds(spec)", "confine.py": "cpu_seconds(limits, steps)",
+            "supervise.py": "job_seconds(limits, steps)"}
     for name, call in uses.items():
         path = ROOT / "grader" / name if name == "run.py" else RUNTIME / name
         assert call in path.read_text(encoding="utf-8"), name
@@ -110,13 +115,13 @@ def test_every_budget_is_one_protocol_function():
 
 def test_the_worker_stops_a_runner_at_the_protocols_job_budget(monkeypatch):
     from grader.sandbox.runtime import supervise
-    monkeypatch.setattr(supervise, "job_seconds", lambda limits, n_steps: 0.2)
+    monkeypatch.setattr(supervise, "job_seconds", lambda limits, steps: 0.2)
     sleeper = subprocess.Popen(["sleep", "30"])
     r, w = os.pipe()
     try:
         os.write(w, protocol.STEP_FRAME.pack(protocol.BEGIN, 0, 0))
         t0 = time.monotonic()
-        step, why, done = supervise.watch(sleeper.pid, r, {"cell_seconds": 30}, 3)
+        step, why, done = supervise.watch(sleeper.pid, r, {"cell_seconds": 30}, [{"seconds": 30.0}] * 3)
         assert time.monotonic() - t0 < 5 and (step, done) == (0, False) and "time limit" in why
         assert sleeper.wait(timeout=5) == -signal.SIGKILL
     finally:
@@ -125,13 +130,43 @@ def test_the_worker_stops_a_runner_at_the_protocols_job_budget(monkeypatch):
         sleeper.kill()
 
 
+def test_each_step_is_stopped_at_its_own_limit():
+    """A function item's limit (derived from the reference's time) holds for its step only."""
+    from grader.sandbox.runtime import supervise
+    sleeper = subprocess.Popen(["sleep", "30"])
+    r, w = os.pipe()
+    steps = [{"seconds": 30.0}, {"seconds": 0.3}, {"seconds": 30.0}]
+    try:
+        os.write(w, protocol.STEP_FRAME.pack(protocol.BEGIN, 0, 0) + protocol.STEP_FRAME.pack(protocol.END, 0, 0)
+                 + protocol.STEP_FRAME.pack(protocol.BEGIN, 1, 0))
+        t0 = time.monotonic()
+        step, why, done = supervise.watch(sleeper.pid, r, {"cell_seconds": 30}, steps)
+        took = time.monotonic() - t0
+        assert 0.25 < took < 3 and (step, done) == (1, False) and why == "time limit of 0.3 s reached"
+    finally:
+        os.close(r)
+        os.close(w)
+        sleeper.kill()
+
+
+def test_a_limit_follows_the_reference_within_a_floor_and_a_cap():
+    limits = {"cell_seconds": 10}
+    assert protocol.derived_seconds(limits, None, 0.0001) == protocol.CALL_FLOOR == 1.0
+    assert protocol.derived_seconds(limits, None, 0.011) == 2.0     # 1.1 s, rounded up to a steady figure
+    assert protocol.derived_seconds(limits, None, 0.03) == 5.0
+    assert protocol.derived_seconds(limits, None, 1.0) == 10.0       # at most a cell's
+    assert protocol.derived_seconds(limits, 2.5, 0.0001) == 2.5     # the rubric's own wins
+    assert protocol.derived_seconds(limits, None, None) == 10.0     # nothing to time: a cell's
+
+
 def test_a_runner_gets_the_protocols_cpu_limit():
     out = _fresh("""
         import resource
         from grader.sandbox.runtime import confine, protocol
         limits = {"cell_seconds": 2.5, "memory_mb": 4096, "file_mb": 8, "nproc": 0}
-        confine.set_limits(limits, 7)
-        print(resource.getrlimit(resource.RLIMIT_CPU), protocol.cpu_seconds(limits, 7))
+        steps = [{"seconds": 2.5}] * 7
+        confine.set_limits(limits, steps)
+        print(resource.getrlimit(resource.RLIMIT_CPU), protocol.cpu_seconds(limits, steps))
         """)
     assert out.split() == ["(27,", "27)", "27"]
 

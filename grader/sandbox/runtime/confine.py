@@ -100,7 +100,7 @@ def become(job_uid: int | None) -> None:
         os.setresuid(job_uid, job_uid, job_uid)      # every capability is gone from here on
 
 
-def set_limits(limits: dict, n_steps: int) -> None:
+def set_limits(limits: dict, steps: list) -> None:
     """A runner's resource limits, soft and hard alike (never above a hard limit already set)."""
     def cap(which, value):
         soft, hard = resource.getrlimit(which)
@@ -110,7 +110,7 @@ def set_limits(limits: dict, n_steps: int) -> None:
     with open("/proc/self/status") as f:
         vm = next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmSize:"))
     cap(resource.RLIMIT_AS, vm + int(limits["memory_mb"]) * 2**20)
-    cap(resource.RLIMIT_CPU, cpu_seconds(limits, n_steps))
+    cap(resource.RLIMIT_CPU, cpu_seconds(limits, steps))
     cap(resource.RLIMIT_FSIZE, int(limits["file_mb"]) * 2**20)
     cap(resource.RLIMIT_CORE, 0)
     if limits.get("nproc"):

@@ -60,7 +60,7 @@ def run(spec, blob, steps, resume_at, skip, progress_fd, workdir):
     """Run the job's steps from `resume_at` (those before it silently, those in `skip` not at all),
     reporting each over `progress_fd`. The caller ends the process afterwards."""
     limits = spec["limits"]
-    set_limits(limits, len(steps))
+    set_limits(limits, steps)
     os.chdir(workdir)
     outdir = os.path.join(workdir, "out")
     os.makedirs(outdir, exist_ok=True)

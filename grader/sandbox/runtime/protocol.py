@@ -41,37 +41,63 @@ FD_OUTPUT_BYTES = 1 << 16           # of which the answer carries the beginning 
 
 # --- the job's steps and its budgets -------------------------------------------------------------
 def plan(spec: dict) -> list[dict]:
-    """Every step of the job in order: each run's blocks, then (public run only) its calls."""
+    """Every step of the job in order: each run's blocks, then (public run only) its calls, each
+    with its time limit (`seconds`: a cell's is the rubric's cell_seconds; a function item's, the
+    one the trusted side set for it, from the rubric or the reference's own time)."""
     steps = []
+    cell = step_seconds(spec["limits"])
     for r, run in enumerate(spec["runs"]):
         for b, block in enumerate(run["blocks"]):
-            steps.append({"kind": "block", "run": r, "index": b})
+            steps.append({"kind": "block", "run": r, "index": b, "seconds": cell})
         for c, call in enumerate(run.get("calls", [])):
-            steps.append({"kind": "call", "run": r, "index": c})
+            own = call.get("seconds")
+            steps.append({"kind": "call", "run": r, "index": c,
+                          "seconds": float(own) if isinstance(own, (int, float)) and 0 < own <= 600 else cell})
     return steps
 
 
 def step_seconds(limits: dict) -> float:
-    """Wall time one step (a cell, a function item's cases) may take: the worker stops it then."""
+    """Wall time a cell may take (a function item's cases: its own `seconds` in the plan, this by
+    default): the worker stops it then."""
     return float(limits["cell_seconds"])
 
 
-def job_seconds(limits: dict, n_steps: int) -> float:
+# A function item's time limit, when its rubric sets none: the reference's own time for the item's
+# cases times CALL_FACTOR, at least CALL_FLOOR, rounded up to 1, 2 or 5 times a power of ten (so
+# the limit, and a student's message quoting it, does not move with the machine's speed of the
+# day), at most a cell's. An infinite loop in a function whose reference takes milliseconds then
+# costs a second, not a cell's ten. The slowest correct styles measured (Python loops over every
+# element, bench/bench_limits.py) take at most 25x the reference's time, and tens of ms.
+CALL_FLOOR = 1.0
+CALL_FACTOR = 100.0
+
+
+def derived_seconds(limits: dict, rubric_seconds: float | None, reference_seconds: float | None) -> float:
+    if rubric_seconds is not None:
+        return float(rubric_seconds)
+    if reference_seconds is None:
+        return step_seconds(limits)
+    want = max(CALL_FLOOR, CALL_FACTOR * reference_seconds)
+    nice = next(m * 10.0 ** e for e in range(0, 4) for m in (1, 2, 5) if m * 10.0 ** e >= want)
+    return min(step_seconds(limits), nice)
+
+
+def job_seconds(limits: dict, steps: list[dict]) -> float:
     """Wall time a runner may take for the whole job, whatever its steps report (the worker's
-    clock, which no frame can switch off): two steps more than it has."""
-    return step_seconds(limits) * (n_steps + 2)
+    clock, which no frame can switch off): its steps' limits and two cells more."""
+    return sum(s["seconds"] for s in steps) + 2 * step_seconds(limits)
 
 
-def cpu_seconds(limits: dict, n_steps: int) -> int:
+def cpu_seconds(limits: dict, steps: list[dict]) -> int:
     """The runner's RLIMIT_CPU: the job's wall-time budget, and a margin."""
-    return int(job_seconds(limits, n_steps)) + 5
+    return int(job_seconds(limits, steps)) + 5
 
 
 def answer_seconds(spec: dict) -> float:
     """How long the trusted side waits for a job's answer before it presumes the worker stuck:
     the job's budget, one step more (a replay's cleanup) and half a minute."""
     limits = spec["limits"]
-    return job_seconds(limits, len(plan(spec))) + step_seconds(limits) + 30
+    return job_seconds(limits, plan(spec)) + step_seconds(limits) + 30
 
 
 # --- framing: 4-byte length, then the bytes ------------------------------------------------------

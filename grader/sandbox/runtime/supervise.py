@@ -120,7 +120,7 @@ def run_job(spec: dict, blob: bytes, job_uid: int | None, spare: Runner) -> tupl
     while resume_at < len(steps):
         if runner is None:
             runner = Runner.fork(job_uid, (spec, blob, resume_at, skip, workdir))
-        current, stopped, done = watch(runner.pid, runner.progress_fd, spec["limits"], len(steps), resume_at, got)
+        current, stopped, done = watch(runner.pid, runner.progress_fd, spec["limits"], steps, resume_at, got)
         os.close(runner.progress_fd)
         if done:
             break       # the runner exits on its own; it is reaped after the answer is sent
@@ -156,7 +156,7 @@ class Results:
             self.size += len(payload)
 
 
-def watch(pid: int, rfd: int, limits: dict, n_steps: int, resume_at: int = 0,
+def watch(pid: int, rfd: int, limits: dict, steps: list, resume_at: int = 0,
           got: Results | None = None) -> tuple[int, str | None, bool]:
     """Follow the runner's frames (protocol.STEP_FRAME) and keep what it reports in `got`. Returns
     (the step to blame, why, finished every step).
@@ -180,11 +180,12 @@ def watch(pid: int, rfd: int, limits: dict, n_steps: int, resume_at: int = 0,
     Any frame only ever moves the deadline forward within a whole-job budget; none can switch the
     clock off."""
     got = got if got is not None else Results()
-    limit = step_seconds(limits)
+    n_steps = len(steps)
+    limit = steps[0]["seconds"] if steps else step_seconds(limits)     # the step that runs next, or runs
     buf = bytearray()
     current, last = None, -1
     deadline = time.monotonic() + limit
-    job_deadline = time.monotonic() + job_seconds(limits, n_steps)
+    job_deadline = time.monotonic() + job_seconds(limits, steps)
     head = STEP_FRAME.size
     while True:
         now = time.monotonic()
@@ -216,10 +217,12 @@ def watch(pid: int, rfd: int, limits: dict, n_steps: int, resume_at: int = 0,
             if tag == BEGIN:
                 if current is None and last < n < n_steps:
                     current = last = n
+                    limit = steps[n]["seconds"]
                     deadline = time.monotonic() + limit
             elif tag == END:
                 if n == current:
                     current = None
+                    limit = steps[n + 1]["seconds"] if n + 1 < n_steps else step_seconds(limits)
                     deadline = time.monotonic() + limit
                     if size and n >= resume_at:
                         got.add(n, memoryview(buf)[start:pos])
