@@ -85,7 +85,8 @@ def grade_task(grader, task: Task, cfg: Config) -> Graded:
             failed = "could not be loaded: " + result.load_error("en")
         elif result.run is not None and result.run.limit_hit:
             failed = "hit a limit: " + result.run.limit_hit
-        return Graded(task.student, task.content_sha256, time.perf_counter() - t0, failed,
+        waited = result.run.waited if result.run is not None else 0.0     # queued behind another job: not its time
+        return Graded(task.student, task.content_sha256, time.perf_counter() - t0 - waited, failed,
                       own_code(result, cfg.functions, starter_lines(cfg.starter)), to_json(result, cfg.lang), html,
                       override_id=task.override_id, page_error=page_error, record=kept)
     except Exception as e:     # a grader bug on one submission must not stop the class

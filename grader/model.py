@@ -210,6 +210,7 @@ class RunResult:
     calls: dict               # item id -> tuple[CallOutcome, ...]
     limit_hit: str | None = None
     notes: tuple[str, ...] = ()
+    waited: float = 0.0       # seconds the job queued for a free sandbox worker (not in `seconds`)
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,7 @@ class Grader:
         lay = locate(sub, variables, tuple(i.id for i in self.rubric.items_of("written")), self.rubric.section_aliases)
         run = execute(sub, lay, self.rubric, self.reference, self.worker, self.timeout)
         items = score_items(self.rubric, lay, run, self.reference)
-        env = self.environment(time.perf_counter() - t0)
+        env = self.environment(time.perf_counter() - t0 - run.waited)
         return GradeResult(submission=sub, rubric_path=str(self.rubric.path), assignment=self.rubric.id,
                            items=items, run=run, environment=env, layout=lay)
 

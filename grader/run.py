@@ -7,6 +7,7 @@ every field type-checked. Nothing is unpickled, imported or evaluated.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -96,16 +97,19 @@ def execute(sub: Submission, layout: Layout, rubric: Rubric, reference: Referenc
             timeout: float | None = None) -> RunResult:
     spec, blob = build_job(rubric, layout, reference, timeout)
     t0 = time.perf_counter()
+    waited = 0.0
     try:
         reply = worker.run(spec, blob, answer_seconds(spec))
-        header, files = reply.header, reply.files
+        header, files, waited = reply.header, reply.files, reply.waited
         notes = list(worker.notes)
     except WorkerDied as e:
         header, files = {"events": [], "seconds": 0.0}, {}
         notes = list(worker.notes) + [f"the sandbox worker died during this job ({e}); the job's code may have "
                                       "killed it. Results recorded before that point are kept."]
-    seconds = time.perf_counter() - t0
-    return decode(spec, header, files, rubric, worker.kind, seconds, notes)
+    # A job queued behind another thread's (a pool's worker busy with an infinite loop) is not
+    # charged for the wait: the seconds are its own, and a batch's slowest list means something.
+    seconds = time.perf_counter() - t0 - waited
+    return dataclasses.replace(decode(spec, header, files, rubric, worker.kind, seconds, notes), waited=waited)
 
 
 def decode(spec: dict, header: dict, files: dict, rubric: Rubric, sandbox: str, seconds: float,
@@ -129,8 +133,13 @@ def decode(spec: dict, header: dict, files: dict, rubric: Rubric, sandbox: str, 
         rec, tensors = records.get(n, {}), values.get(n, {})
         if step["kind"] == "block":
             block = run["blocks"][step["index"]]
-            event = _event(events.get(n), rec, f"cell {block['cell']}")
-            cell_run = _cell_run(block, run["label"], rec, event, rubric.limits.output_kb * 1024)
+            raw = events.get(n)
+            if isinstance(raw, dict) and raw.get("skipped") is True:      # the same cell spun out under an earlier seed
+                cell_run = CellRun(cell=block["cell"], block=block["index"], run=run["label"], status="skipped",
+                                   note=_s(raw.get("status"), 300))
+            else:
+                event = _event(raw, rec, f"cell {block['cell']}")
+                cell_run = _cell_run(block, run["label"], rec, event, rubric.limits.output_kb * 1024)
             cells.append(cell_run)
             if cell_run.status == "limit" and limit_hit is None:
                 limit_hit = f"{cell_run.note} in cell {block['cell']}"

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+import dataclasses
 from dataclasses import dataclass
 
 from ..errors import SandboxError
@@ -36,6 +37,7 @@ CLOSE_SECONDS = 10.0
 class Reply:
     header: dict                 # the worker's own account: events (kills, exits), seconds, file list
     files: dict                  # name -> bytes written by the runner (untrusted)
+    waited: float = 0.0          # seconds the job waited for a free worker (a pool's): not its own time
 
 
 class WorkerDied(Exception):
@@ -411,9 +413,11 @@ class WorkerPool:
                 w.wait_ready()
 
     def run(self, spec: dict, blob: bytes, budget: float) -> Reply:
+        t0 = time.perf_counter()
         w = self._free.get()
+        waited = time.perf_counter() - t0
         try:
-            return w.run(spec, blob, budget)
+            return dataclasses.replace(w.run(spec, blob, budget), waited=waited)
         finally:
             self._free.put(w)
 

@@ -135,8 +135,26 @@ def run_job(spec: dict, blob: bytes, job_uid: int | None, spare: Runner) -> tupl
         events.append(event)
         skip.add(current)
         resume_at = max(resume_at, current + 1)   # a replayed step that dies is skipped, not rerun
+        if stopped is not None and stopped.startswith(TIME_LIMIT) and steps[current]["kind"] == "block":
+            # The same cell under the other seeds would spin as long again (three seeds tripled an
+            # infinite loop's cost): those runs skip it, and say why.
+            for later in _same_block_later(steps, current):
+                if later not in skip:
+                    skip.add(later)
+                    events.append({"step": later, "skipped": True,
+                                   "status": "not run: this cell reached its time limit under the first seed"})
     files = _collect(workdir) + [(step_file(n), got.parts[n]) for n in sorted(got.parts)]
     return reply({"events": events, "seconds": time.monotonic() - started}, files), workdir
+
+
+TIME_LIMIT = "time limit of"
+
+
+def _same_block_later(steps: list[dict], n: int) -> list[int]:
+    """The steps that run step n's block again, under a later run's seed."""
+    s = steps[n]
+    return [k for k, t in enumerate(steps) if k > n and t["kind"] == "block" and t["index"] == s["index"]
+            and t["run"] > s["run"]]
 
 
 _TAMPERED = ("the run was ended here: the program wrote into the grader's own channel to its worker "
@@ -193,7 +211,7 @@ def watch(pid: int, rfd: int, limits: dict, steps: list, resume_at: int = 0,
         if not ready:
             os.kill(pid, signal.SIGKILL)
             blame = current if current is not None else last + 1
-            return min(blame, n_steps - 1), f"time limit of {limit:g} s reached", False
+            return min(blame, n_steps - 1), f"{TIME_LIMIT} {limit:g} s reached", False
         chunk = os.read(rfd, 1 << 16)      # (asking for 1 MB costs 8x more a read: a buffer that size each time)
         if not chunk:
             if current is not None:
