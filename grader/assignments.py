@@ -1,13 +1,13 @@
 """Which assignment a command is about: never a silent default.
 
 In order: the rubric given (`--rubric`); the one the submission names (its notebook's
-`metadata.grader.assignment`, a file named after a rubric's id such as `hw2.ipynb`, or a folder
-on its path named after one, as in `submissions/hw2/alice/`); the only rubric there is. Otherwise
+`metadata.grader.assignment`, a file named after a rubric's id such as `<id>.ipynb`, or a folder
+on its path named after one, as in `submissions/<id>/alice/`); the only rubric there is. Otherwise
 an error that lists the rubrics. Rubrics are looked for in `./rubrics/` and beside the grader
 (`<checkout>/rubrics/`), each `<id>.toml`.
 
-A batch folder whose top-level folders are named after rubrics (`submissions/hw1/`,
-`submissions/hw2/`) holds several assignments: each is graded against its own rubric into
+A batch folder whose top-level folders are named after rubrics (`submissions/<a>/`,
+`submissions/<b>/`) holds several assignments: each is graded against its own rubric into
 `OUT/<id>/`.
 """
 from __future__ import annotations

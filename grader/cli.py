@@ -67,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
 
     k = sub.add_parser("pack", help="build the student pack: starter, public checks, public rubric")
     k.add_argument("rubric", nargs="?", help=RUBRIC_HELP)
-    k.add_argument("--out", required=True, help="the pack's folder, e.g. dist/hw2/")
+    k.add_argument("--out", required=True, help="the pack's folder, e.g. dist/<assignment>/")
 
     c = sub.add_parser("check", help="students: check a submission against the pack's public checks")
     c.add_argument("submission")
@@ -83,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("solution")
     e.add_argument("--out", required=True, metavar="STARTER.ipynb")
     e.add_argument("--py", metavar="STARTER.py", help="also write the starter as a percent-format script")
+
+    n = sub.add_parser("new", help="authoring: make a new assignment's skeleton (rubric, reference package, "
+                       "solution, starter) that passes validate as made")
+    n.add_argument("id", help="the assignment id, a Python identifier such as hw9")
+    n.add_argument("--dir", default=".", help="where rubrics/ and reference/ are (default: here)")
     return p
 
 
@@ -113,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_check(args)
         if args.command == "release":
             return cmd_release(args)
+        if args.command == "new":
+            return cmd_new(args)
         if args.command == "redraw":
             from .redraw import redraw
             done = redraw(args.out, set(args.student) if args.student else None)
@@ -237,6 +244,18 @@ def cmd_release(args) -> int:
     from .release import release
     written = release(args.solution, args.out, args.py)
     print("written: " + ", ".join(str(p) for p in written))
+    return 0
+
+
+def cmd_new(args) -> int:
+    from .new import new_assignment, next_steps
+    written = new_assignment(args.id, args.dir)
+    print(f"created {args.id}, a tiny assignment that passes validate; edit it into yours (docs/authoring.md):")
+    for path in written:
+        print(f"  {path}")
+    print("next:")
+    for command in next_steps(args.id, args.dir):
+        print(f"  {command}")
     return 0
 
 

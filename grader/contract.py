@@ -91,7 +91,7 @@ class Signature:
         return tuple(r.name for r in self.returns)
 
     def text(self) -> str:
-        """The declared parameter list as a `def` line would write it: (X, W, num_heads, causal=False)."""
+        """The declared parameter list as a `def` line would write it: (x, weight, n, bias=False)."""
         parts = []
         for a in self.args:
             default = None if a.optional and a.default is NO_DEFAULT else a.default

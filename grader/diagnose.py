@@ -54,9 +54,9 @@ def transposed(expected: torch.Tensor, got: torch.Tensor) -> Text | None:
     if expected.dim() < 2 or _close(got, expected):    # a symmetric value is its own transpose
         return None
     if _close(got, expected.transpose(-2, -1)):
-        return Text("你的结果正好是正确结果的转置（最后两维互换）：检查矩阵乘法的顺序（如 K @ Q.T 与 Q @ K.T）或多余的 .T。",
+        return Text("你的结果正好是正确结果的转置（最后两维互换）：检查矩阵乘法的顺序（如 B @ A.T 与 A @ B.T）或多余的 .T。",
                     "your value is exactly the transpose of the right one (last two dims swapped): check the order of a "
-                    "matrix product (K @ Q.T vs Q @ K.T) or a stray .T.")
+                    "matrix product (B @ A.T vs A @ B.T) or a stray .T.")
     return None
 
 
@@ -252,7 +252,7 @@ def swapped(names: Sequence[str], expected, got) -> Text | None:
 
 # --- errors ---------------------------------------------------------------------------------------
 def _name_pairs(line: str) -> list[tuple[str, str]]:
-    """Two identifiers separated only by spaces (`W Q`), outside strings and comments."""
+    """Two identifiers separated only by spaces (`learning rate`), outside strings and comments."""
     try:
         toks = [t for t in tokenize.generate_tokens(io.StringIO(line + "\n").readline)
                 if t.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT)]
@@ -267,7 +267,7 @@ def _name_pairs(line: str) -> list[tuple[str, str]]:
 
 
 def syntax_hint(error: ErrorInfo, cell_source: str = "") -> Text | None:
-    """`W Q = ...`: a space inside a name. Names the fix and the other lines with the same slip."""
+    """`learning rate = ...`: a space inside a name. Names the fix and the other lines with the same slip."""
     if error is None or error.type != "SyntaxError":
         return None
     pairs = _name_pairs(error.source_line or "")
@@ -291,7 +291,7 @@ def _undefined(error: ErrorInfo) -> str | None:
 
 def cause(error: ErrorInfo, broken: Sequence[tuple[ErrorInfo, str]]) -> ErrorInfo | None:
     """For a NameError, the earlier error that kept the name from being defined: a cell whose broken
-    line would have defined it (`W Q = ...` defines `W_Q`), or whose code assigns it."""
+    line would have defined it (`learning rate = ...` defines `learning_rate`), or whose code assigns it."""
     name = _undefined(error) if error else None
     if name is None:
         return None

@@ -178,7 +178,7 @@ def _case(raw, item: Item, label: str, seed: int, public: bool, i: int, rubric: 
 def _import_package(path: Path):
     """Import the reference package from its folder under a private name, so it never collides
     with (or is shadowed by) anything called `reference` on sys.path. The name comes from the whole
-    path: two courses' `…/reference/hw2` folders are two packages, not one imported twice."""
+    path: two courses' `…/reference/<id>` folders are two packages, not one imported twice."""
     name = "_grader_reference_" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
     spec = importlib.util.spec_from_file_location(name, path / "__init__.py", submodule_search_locations=[str(path)])
     module = importlib.util.module_from_spec(spec)

@@ -1,5 +1,5 @@
-"""pytest plugin: `pytest --grade hw2.ipynb` runs the pack's public checks as one test per rubric
-item, named by the item id (`hw2.ipynb::nms`), so an assignment repo gates on plain pytest.
+"""pytest plugin: `pytest --grade homework.ipynb` runs the pack's public checks as one test per rubric
+item, named by the item id (`homework.ipynb::<item>`), so an assignment repo gates on plain pytest.
 
 Registered through the `pytest11` entry point; it does nothing unless `--grade` is given, so it never
 touches other test suites. The submission is graded once, lazily, by the first item that runs
@@ -15,7 +15,7 @@ import pytest
 
 def pytest_addoption(parser):
     g = parser.getgroup("grade", "self-check a homework submission against its pack's public checks")
-    g.addoption("--grade", metavar="SUBMISSION", help="the notebook or script to check, e.g. hw2.ipynb")
+    g.addoption("--grade", metavar="SUBMISSION", help="the notebook or script to check, e.g. homework.ipynb")
     g.addoption("--grade-checks", metavar="FILE", help="the pack's .checks.safetensors (default: beside the submission)")
     g.addoption("--grade-sandbox", choices=("bwrap", "none"), default=None, help="default: bwrap where installed")
     g.addoption("--grade-html", metavar="OUT.html", help="also write the feedback page")

@@ -1,6 +1,6 @@
 """Authoring: make the starter students receive from the one solution notebook the instructor keeps.
 
-Rules (the hw2 starter is exactly what they make from reference/hw2/solution.ipynb):
+Rules (each bundled starter is exactly what they make from its reference/<id>/solution.ipynb):
 - a code region between `### BEGIN SOLUTION` and `### END SOLUTION` becomes a blank:
   at the top level of a cell, one `name = ...` per name the region assigns (the `#todo` blocks the
   grader's blank detection recognises as unfilled); indented (inside a function), a

@@ -163,7 +163,7 @@ TOP_KEYS = {"schema": (int, REQUIRED), "assignment": (dict, REQUIRED), "limits":
         "tolerance": (dict, {}), "parts": (list, []), "script": (dict, None), "items": (list, REQUIRED),
         "near_misses": (dict, {}), "written": (dict, {})}
 # How a course's answer sheets number their sections beyond "1.2" and 一/二/三: what a damaged PDF
-# extraction puts for a numeral (hw2's sheet has "Ξ" for 三).
+# extraction puts for a numeral (a sheet whose 三 came out as "Ξ").
 WRITTEN_KEYS = {"section_aliases": (dict, {})}
 ASSIGNMENT_KEYS = {"id": (str, REQUIRED), "title": (_TEXT, REQUIRED), "reference": (str, REQUIRED),
                "starter": (list, []), "lang": (str, "zh"), "public_seed": (int, REQUIRED),

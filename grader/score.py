@@ -191,7 +191,7 @@ def _same_tensor(a: torch.Tensor, b) -> bool:
 
 def _inputs_tell_apart(item: Item, ref: ReferenceSource, inputs: dict, right) -> bool:
     """Do these inputs separate the right value from every known mistake's (and from a trivial
-    answer)? With W_Q = W_K = W_V = 0 every formula gives zeros: agreeing with them proves nothing."""
+    answer)? With all-zero weights every formula gives zeros: agreeing with them proves nothing."""
     if right is None or trivial(right):
         return False
     as_value = _as_value(right)

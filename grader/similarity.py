@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .model import GradeResult
 
-MIN_REGION_TOKENS = 12      # `Q = X @ W_Q` can be written only one way: short regions prove nothing
+MIN_REGION_TOKENS = 12      # `y = x @ w` can be written only one way: short regions prove nothing
 MIN_SHARED_TOKENS = 60      # a pair must have this much of its own code in common to be judged
 THRESHOLD = 0.9             # similarity at which a pair is listed
 PREFILTER = 0.5             # shingle overlap below which a pair cannot reach THRESHOLD in practice

@@ -109,3 +109,24 @@ def test_two_reference_folders_with_the_same_name_are_two_packages(tmp_path):
         (pkg / "__init__.py").write_text(f"VALUE = {value}\n")
         made.append(_import_package(pkg))
     assert [m.VALUE for m in made] == [1, 2] and made[0].__name__ != made[1].__name__
+
+
+def test_the_engine_names_no_assignment():
+    """Everything specific to an assignment lives in its rubric and reference package: no bundled
+    assignment's id or function name appears in grader/ (code, comments or templates)."""
+    import re
+    from grader.rubric import load_rubric
+    names = set()
+    for path in sorted((ROOT / "rubrics").glob("*.toml")):
+        rubric = load_rubric(path)
+        names.add(rubric.id)
+        names |= {i.name for i in rubric.items_of("function")}
+        names |= {i.name for i in rubric.items_of("variable") if len(i.name) > 2 and not i.name.isalpha()}
+    assert {"hw1", "hw2", "hw3", "nms", "box_iou", "lstm_cell", "conv2d_backward"} <= names
+    found = []
+    for f in sorted((ROOT / "grader").rglob("*")):
+        if f.suffix not in (".py", ".j2") or "skeleton" in f.parts:
+            continue
+        text = f.read_text(encoding="utf-8")
+        found += [f"{f.relative_to(ROOT)}: {n}" for n in sorted(names) if re.search(rf"(?<![\w/]){re.escape(n)}\b", text)]
+    assert found == []

@@ -65,7 +65,7 @@ def encode(value, key: str, tensors: dict, limits: dict, depth: int = 0, budget:
         if depth >= MAX_DEPTH:
             return {"kind": "refused", "type": kind.__name__, "reason": f"nested deeper than {MAX_DEPTH} levels"}
         if kind is not dict and _numbers(value, budget.elements):
-            # A list of plain numbers may be long (nms returning a list of indices): the trusted
+            # A list of plain numbers may be long (a function returning a list of indices): the trusted
             # side grades it as a near miss of a tensor, so it must arrive whole.
             budget.elements -= len(value)
             return {"kind": "tuple", "type": kind.__name__, "items": [_number(v) for v in value]}

@@ -29,7 +29,7 @@ import struct
 MAX_RESULT_BYTES = 256 * 2**20      # one runner's records together, and any one frame on its channel
 # A value that crosses (a case's arguments, a returned or captured value) may nest tuples, lists and
 # dicts with str keys: this deep, with at most this many parts in all (a list of plain numbers,
-# nms's indices, may be longer: up to max_elements), and strings up to this long.
+# a list of indices, may be longer: up to max_elements), and strings up to this long.
 MAX_DEPTH = 6
 MAX_PARTS = 4096
 MAX_STR = 10_000
