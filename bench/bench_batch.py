@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+RUBRIC = ROOT / "rubrics" / "hw2.toml"     # the samples are hw2's; a folder of them names no assignment
 sys.path.insert(0, str(ROOT))
 SAMPLES = ["001_seed_repaired", "002_correct_notebook", "003_correct_script", "004_attention_mistakes",
            "005_detection_mistakes", "006_blank_starter", "008_no_scale_script", "000_be4a6993b089033a"]
@@ -52,7 +53,7 @@ def generate(dest: Path, n: int) -> Path:
 def fresh(paths: list[Path], jobs: int, out: Path) -> float:
     def one(p: Path) -> None:
         subprocess.run([sys.executable, str(ROOT / "grade.py"), "grade", str(p), "--json", str(out / f"{p.name}.json"),
-                        "--sandbox", "bwrap"], check=True, capture_output=True)
+                        "--sandbox", "bwrap", "--rubric", str(RUBRIC)], check=True, capture_output=True)
     t0 = time.perf_counter()
     with ThreadPoolExecutor(jobs) as pool:
         list(pool.map(one, paths))
@@ -66,12 +67,12 @@ def batch(subs: Path, out: Path, args) -> tuple[float, int]:
         from grader.batch import run_batch
     t0 = time.perf_counter()
     if args.in_process:
-        s = run_batch(subs, ROOT / "rubrics" / "hw2.toml", out, jobs=args.jobs, force=False, dask_address=None,
+        s = run_batch(subs, RUBRIC, out, jobs=args.jobs, force=False, dask_address=None,
                       sandbox="bwrap", lang=None, progress=False, executor=args.executor)
         assert not s.errors, s
         return time.perf_counter() - t0, s.graded
     proc = subprocess.run([sys.executable, str(ROOT / "grade.py"), "batch", str(subs), "--out", str(out),
-                           "--jobs", str(args.jobs)], capture_output=True, text=True)
+                           "--jobs", str(args.jobs), "--rubric", str(RUBRIC)], capture_output=True, text=True)
     seconds = time.perf_counter() - t0
     assert proc.returncode == 0 and "not graded" not in proc.stderr, proc.stderr[-2000:]
     return seconds, int(re.search(r"(\d+) graded", proc.stdout).group(1))

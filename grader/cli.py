@@ -86,7 +86,8 @@ def _parser() -> argparse.ArgumentParser:
 
     n = sub.add_parser("new", help="authoring: make a new assignment's skeleton (rubric, reference package, "
                        "solution, starter) that passes validate as made")
-    n.add_argument("id", help="the assignment id, a Python identifier such as hw9")
+    n.add_argument("id", help="the assignment id, a Python identifier (it names the rubric, the reference folder "
+                   "and the pack's files)")
     n.add_argument("--dir", default=".", help="where rubrics/ and reference/ are (default: here)")
     return p
 

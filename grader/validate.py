@@ -5,17 +5,24 @@ and goes on, so one run lists every problem:
 2. every function item declares its contract (`[items.signature]`, grader/contract.py); every case
    of every seed, public and hidden, passes arguments of the declared kinds, the reference returns
    values of the declared kinds, and each starter's `def` line names the declared arguments, with
-   defaults where the contract lets one be left out;
+   defaults where the contract lets one be left out; before that, the item's `returns` names as
+   many outputs as the reference returns (one problem that names the cause, not one per case);
 3. the committed starter files are what `release` makes of the solution notebook
    (`<reference>/solution.ipynb`), byte for byte;
-4. every known mistake is caught by its item: it fails the item (unless its credit is full) and
+4. every written item is found in the solution by the grader's own locator (validate_solution.py);
+5. every known mistake is caught by its item: it fails the item (unless its credit is full) and
    the item shows that mistake's hint;
-5. the pack builds and loads back;
-6. in the sandbox: the solution notebook scores full marks on every auto-graded item, through the
+6. the pack builds and loads back;
+7. in the sandbox: the solution notebook scores full marks on every auto-graded item, through the
    instructor's grader and through the pack's self-check; each unmodified starter scores zero on
-   every item.
+   every item; the solution's captured inputs are the canonical ones, under every seed
+   (validate_solution.py, with the hint that explains a difference).
 
-Why (4) scores the mistakes' values instead of grading a notebook per mistake: a mistake is
+The log gets one line per check ("known mistakes caught: OK") and, last, what was checked
+("checked 11 items, 86 cases under 3 seeds, 38 known mistakes, 3 written questions, 5 captured
+inputs, 2 starters"); the CLI prints both.
+
+Why (5) scores the mistakes' values instead of grading a notebook per mistake: a mistake is
 declared by its *values* (`mistakes.<fn>` on the case inputs), and that is all the scorer ever sees
 of a submission's function (the values it returns, case by case). Handing `score_items` a run
 whose calls return exactly the mistake's values therefore tests the very decision a student's
@@ -35,15 +42,18 @@ from typing import Callable
 from . import contract
 from .errors import GraderError, SubmissionError
 from .expected import Reference
-from .model import CallOutcome, ErrorInfo, Layout, RunResult, Value
+from .model import CallOutcome, ErrorInfo, GradeResult, Layout, RunResult, Value
 from .rubric import Item, Rubric, load_rubric
 from .score import score_items
+from .validate_solution import capture_problems, written_problems
 
 NO_LAYOUT = dict(blocks=(), blanks=(), unfilled=frozenset(), skipped=(), written=())
 
 
-def validate(rubric_path: str | Path, sandbox: str = "bwrap", log: Callable[[str], None] = lambda s: None) -> list[str]:
-    """Every problem found, as a sentence that names the file or item and the fix; [] when ready."""
+def validate(rubric_path: str | Path, sandbox: str = "bwrap", log: Callable[[str], None] = lambda s: None,
+             worker=None) -> list[str]:
+    """Every problem found, as a sentence that names the file or item and the fix; [] when ready.
+    `worker`: a warm sandbox worker to grade in (a `pipeline.JobRunner`, left open), else one of its own."""
     try:
         rubric = load_rubric(rubric_path)
         ref = Reference(rubric)
@@ -51,34 +61,65 @@ def validate(rubric_path: str | Path, sandbox: str = "bwrap", log: Callable[[str
     except GraderError as e:
         return [str(e)]
     problems: list[str] = []
-    solution = rubric.reference / "solution.ipynb"
-    for step, run in (("cases and starter follow the declared signatures",
-                       lambda: contract_problems(rubric, ref) + signature_problems(rubric)),
-                      ("starter up to date", lambda: starter_problems(rubric, solution)),
-                      ("known mistakes caught", lambda: mistake_problems(rubric, ref)),
-                      ("solution, starter and pack graded", lambda: grading_problems(rubric, ref, solution, sandbox))):
-        found = run()
+
+    def check(step: str, found: list[str]) -> None:
         log(f"{step}: {'OK' if not found else f'{len(found)} problem(s)'}")
-        problems += found
+        problems.extend(found)
+
+    solution = rubric.reference / "solution.ipynb"
+    check("cases and starter follow the declared signatures", contract_problems(rubric, ref) + signature_problems(rubric))
+    check("starter up to date", starter_problems(rubric, solution))
+    if rubric.items_of("written"):
+        check("written questions found in the solution", written_problems(rubric, solution))
+    check("known mistakes caught", mistake_problems(rubric, ref))
+    graded = grade_all(rubric, ref, solution, sandbox, worker)
+    check("the pack builds", graded.pack_problems)
+    check("the solution scores full marks (grader and pack self-check)", solution_problems(rubric, graded))
+    check("each unmodified starter scores zero", starter_score_problems(rubric, graded))
+    if rubric.script and rubric.script.capture:
+        check("the solution's captured inputs are the canonical ones", capture_problems(rubric, ref, graded.solution))
+    log(summary(rubric, ref))
     return problems
+
+
+def summary(rubric: Rubric, ref: Reference) -> str:
+    """One line: what validate checked."""
+    cases = 0
+    for item in rubric.items_of("function"):
+        try:
+            cases += len(ref.cases(item))
+        except Exception:       # reported by the contract check
+            pass
+    n = lambda k, word: f"{k} {word}{'' if k == 1 else 's'}"
+    parts = [n(len(rubric.items), "item"), f"{n(cases, 'case')} under {n(len(rubric.runs), 'seed')}",
+             n(sum(len(i.mistakes) for i in rubric.items), "known mistake"),
+             n(len(rubric.items_of("written")), "written question")]
+    if rubric.script and rubric.script.capture:
+        parts.append(n(len(rubric.script.capture), "captured input"))
+    parts.append(n(len(rubric.starter), "starter"))
+    return "checked " + ", ".join(parts)
 
 
 # --- 2. one contract per function item ---------------------------------------------------------------
 def contract_problems(rubric: Rubric, ref: Reference) -> list[str]:
     """Every case of every seed against its item's declared signature, and the reference's value
     on it against the declared returns. A case outside the contract grades students on something
-    the starter never told them."""
+    the starter never told them. An item whose `returns` names another number of outputs than the
+    reference returns gets that one problem, not one per case."""
     problems = []
     for item in rubric.items_of("function"):
         where = f"{rubric.path}: item {item.id!r}"
-        if item.signature is None:
-            problems.append(f"{where}: declares no [items.signature]; declare the kinds of the arguments and "
-                            "returned values the starter documents (docs/rubric-format.md)")
-            continue
         try:
             cases = ref.cases(item)
         except Exception as e:    # a generator that raises is a problem to report, not a crash
             problems.append(f"{where}: the case generator {item.cases!r} raised {type(e).__name__}: {e}")
+            continue
+        miscounted = returns_problem(item, ref, cases)
+        if miscounted:
+            problems.append(f"{where}: {miscounted}")
+        if item.signature is None:
+            problems.append(f"{where}: declares no [items.signature]; declare the kinds of the arguments and "
+                            "returned values the starter documents (docs/rubric-format.md)")
             continue
         for case in cases:
             at = f"{where}: case {case.id!r} (seed {case.seed})"
@@ -92,9 +133,35 @@ def contract_problems(rubric: Rubric, ref: Reference) -> list[str]:
             except Exception as e:
                 problems.append(f"{at}: the reference {item.reference!r} raises {type(e).__name__}: {e}")
                 continue
-            problems += [f"{at}: returned {p.name}: declared {p.declared}; the reference returns {p.passed}"
-                         + (f" ({p.reason})" if p.reason else "") for p in contract.check_returns(item.signature, value, env)]
+            if not miscounted:
+                problems += [f"{at}: returned {p.name}: declared {p.declared}; the reference returns {p.passed}"
+                             + (f" ({p.reason})" if p.reason else "") for p in contract.check_returns(item.signature, value, env)]
     return problems
+
+
+def returns_problem(item: Item, ref: Reference, cases) -> str:
+    """'' when the item's `returns` (or its signature's) names as many top-level outputs as the
+    reference returns on the first public case (several names: a tuple or list of that length;
+    one name: any value); else the cause, in one sentence with the fix."""
+    names = item.names
+    case = next((c for c in cases if c.public), cases[0] if cases else None)
+    if len(names) < 2 or case is None:
+        return ""
+    try:
+        value = ref.expected(item, case)
+    except Exception:
+        return ""             # reported where the case is checked
+    if isinstance(value, (tuple, list)) and len(value) == len(names):
+        return ""
+    if isinstance(value, (tuple, list)):
+        got = f"a {type(value).__name__} of {len(value)}"
+        declared = "[items.signature] returns" if item.signature and item.signature.returns else "the item's `returns`"
+        fix = f"name exactly its {len(value)} output{'s' if len(value) != 1 else ''} in {declared}"
+    else:
+        got = f"one value, {contract.describe_value(value)}"
+        fix = "declare one output (one name), or make the reference return the tuple the starter documents"
+    return (f"returns names {len(names)} outputs ({', '.join(names)}) but the reference {item.reference!r} returns "
+            f"{got} (case {case.id!r}): {fix}; every student's answer is compared output by output against these names")
 
 
 def signature_problems(rubric: Rubric) -> list[str]:
@@ -140,14 +207,19 @@ def starter_problems(rubric: Rubric, solution: Path) -> list[str]:
     return problems
 
 
-# --- 4. known mistakes ------------------------------------------------------------------------------
+# --- 5. known mistakes ------------------------------------------------------------------------------
 def mistake_problems(rubric: Rubric, ref: Reference) -> list[str]:
     problems = []
     for item in rubric.items:
         for m in item.mistakes:
             alone = dataclasses.replace(rubric, items=(item,))
-            run, layout = (_function_run if item.kind == "function" else _script_run)(rubric, ref, item, m.id)
-            result = score_items(alone, layout, run, ref)[0]
+            try:
+                run, layout = (_function_run if item.kind == "function" else _script_run)(rubric, ref, item, m.id)
+                result = score_items(alone, layout, run, ref)[0]
+            except Exception as e:   # the reference (or its generator) raising is reported by the contract check
+                problems.append(f"{rubric.path}: item {item.id!r}: mistake {m.id!r} cannot be checked: the reference "
+                                f"raised {type(e).__name__}: {e}; fix the reference first")
+                continue
             if result.mistake == m.id and result.hint == m.hint and (result.status != "pass" or m.credit >= 1.0):
                 continue
             if result.status == "pass" and result.mistake is None:
@@ -196,34 +268,68 @@ def _script_run(rubric: Rubric, ref: Reference, item: Item, mistake: str):
     return run, Layout(checkpoints={n: (1, 0) for (_, n) in captures}, **NO_LAYOUT)
 
 
-# --- 5, 6. the pack, and real grading in the sandbox ------------------------------------------------
-def grading_problems(rubric: Rubric, ref: Reference, solution: Path, sandbox: str) -> list[str]:
+# --- 6, 7. the pack, and real grading in the sandbox ------------------------------------------------
+@dataclasses.dataclass
+class Graded:
+    """What the sandbox made of the assignment's own files: the solution through the instructor's
+    grader and through the pack's self-check, each starter (None: the file does not exist), and
+    why the pack did not build."""
+    solution: GradeResult | None = None
+    self_check: GradeResult | None = None
+    starters: dict = dataclasses.field(default_factory=dict)
+    pack_problems: list = dataclasses.field(default_factory=list)
+
+
+def grade_all(rubric: Rubric, ref: Reference, solution: Path, sandbox: str, worker=None) -> Graded:
+    """Build the pack, then grade the solution (twice: grader and pack self-check) and each starter,
+    in one warm worker (`worker`, or one of its own)."""
     from .pack import build_pack, load_pack
     from .pipeline import Grader
-    problems = []
+    graded = Graded()
     with tempfile.TemporaryDirectory(prefix="grader-validate-") as tmp:
         try:
             build_pack(rubric.path, tmp)
             pack_rubric, packed = load_pack(next(Path(tmp).glob("*.checks.safetensors")))
         except (GraderError, StopIteration) as e:
-            problems.append(f"{rubric.path}: the pack does not build: {e}")
+            graded.pack_problems.append(f"{rubric.path}: the pack does not build: {e}")
             pack_rubric = None
-        with Grader(rubric, sandbox=sandbox, reference=ref) as grader:
+        with Grader(rubric, sandbox=sandbox, reference=ref, worker=worker) as grader:
             if solution.is_file():
-                problems += _full_marks(grader.grade(solution), rubric, "the solution")
+                graded.solution = grader.grade(solution)
                 if pack_rubric is not None:
                     # One warm worker serves both graders: a worker runs whatever job it is sent.
-                    checker = Grader(pack_rubric, sandbox=sandbox, reference=packed)
-                    checker.worker = grader.worker
-                    problems += _full_marks(checker.grade(solution), pack_rubric, "the solution (pack self-check)")
+                    checker = Grader(pack_rubric, sandbox=sandbox, reference=packed, worker=grader.worker)
+                    graded.self_check = checker.grade(solution)
             for starter in rubric.starter:
-                if not starter.is_file():
-                    problems.append(f"{starter}: the starter named in {rubric.path.name} does not exist")
-                    continue
-                scored = [f"{i.id} ({i.points:g})" for i in grader.grade(starter).items if i.points > 0]
-                if scored:
-                    problems.append(f"{starter}: the unmodified starter scores points on {', '.join(scored)}; "
-                                    "those items must start blank (`name = ...` or `raise NotImplementedError`)")
+                graded.starters[starter] = grader.grade(starter) if starter.is_file() else None
+    return graded
+
+
+def grading_problems(rubric: Rubric, ref: Reference, solution: Path, sandbox: str, worker=None) -> list[str]:
+    """The pack builds, the solution scores full marks, each starter zero (one sandbox run)."""
+    graded = grade_all(rubric, ref, solution, sandbox, worker)
+    return graded.pack_problems + solution_problems(rubric, graded) + starter_score_problems(rubric, graded)
+
+
+def solution_problems(rubric: Rubric, graded: Graded) -> list[str]:
+    problems = []
+    if graded.solution is not None:
+        problems += _full_marks(graded.solution, rubric, "the solution")
+    if graded.self_check is not None:
+        problems += _full_marks(graded.self_check, rubric, "the solution (pack self-check)")
+    return problems
+
+
+def starter_score_problems(rubric: Rubric, graded: Graded) -> list[str]:
+    problems = []
+    for starter, result in graded.starters.items():
+        if result is None:
+            problems.append(f"{starter}: the starter named in {rubric.path.name} does not exist")
+            continue
+        scored = [f"{i.id} ({i.points:g})" for i in result.items if i.points > 0]
+        if scored:
+            problems.append(f"{starter}: the unmodified starter scores points on {', '.join(scored)}; "
+                            "those items must start blank (`name = ...` or `raise NotImplementedError`)")
     return problems
 
 

@@ -22,7 +22,8 @@ def test_an_infinite_loop_in_a_fast_function_costs_a_second_not_a_cell(bwrap_gra
     nms = next(i for i in result.items if i.id == "nms")
     assert nms.status == "error" and "time limit of 1 s reached" in nms.message.en
     assert result.run.limit_hit == "time limit of 1 s reached in nms()"
-    assert 1.0 <= result.run.seconds < 2.5             # the rubric's cell limit is 10 s
+    # the 1 s limit plus the rest of the run, far from the rubric's 10 s cell limit (margin for a loaded machine)
+    assert 1.0 <= result.run.seconds < 5
     assert {i.id: i.status for i in result.items}["roi_pool"] == "pass"     # graded after the loop
 
 
@@ -36,7 +37,8 @@ def test_a_cell_that_spins_out_is_not_run_again_under_the_hidden_seeds(tmp_path)
     first = [c for c in result.run.cells if c.cell == 1]
     assert [(c.run, c.status) for c in first] == [("public", "limit"), ("hidden-1", "skipped"), ("hidden-2", "skipped")]
     assert first[1].note == "not run: this cell reached its time limit under the first seed"
-    assert result.run.seconds < 2 * 2 + 1.5             # once the limit, not once per seed
+    # once the limit (2 s), not once per seed (3 x 2 s); the margin is for a loaded machine
+    assert result.run.seconds < 3 * 2
 
 
 @needs_bwrap

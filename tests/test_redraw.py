@@ -74,6 +74,7 @@ def test_a_manual_score_redraws_only_its_students_page_and_runs_nothing(graded):
     page = after["feedback/004_attention_mistakes.html"].decode()
     item = page.split('id="item-written.2.2"')[1].split("</article>")[0]
     assert '<span class="badge s-partial">partial</span> <span class="pts">1.5 / 2</span>' in item
+    assert "Instructor&#39;s score 1.5: good" in item and "awaiting" not in item     # the TA's comment, on the page
     stored = json.loads(after["results/004_attention_mistakes.json"])
     assert stored["score"] == 19.5 + 1.5
     assert sqlite3.connect(out / "gradebook.sqlite").execute("SELECT COUNT(*) FROM runs").fetchone()[0] == runs
