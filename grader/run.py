@@ -78,8 +78,9 @@ def call_seconds(item, reference) -> float:
     """A function item's time limit: the rubric's, else one derived from the reference's own time
     (protocol.derived_seconds); a student's pack has no reference code to time."""
     timed = getattr(reference, "seconds", None)
-    return derived_seconds({"cell_seconds": reference.rubric.limits.cell_seconds}, item.seconds,
-                           timed(item) if timed is not None else None)
+    # the reference is timed (three rounds of every case) only when the rubric does not pin the limit
+    own = timed(item) if timed is not None and item.seconds is None else None
+    return derived_seconds({"cell_seconds": reference.rubric.limits.cell_seconds}, item.seconds, own)
 
 
 def _arg(value, key: str, tensors: dict) -> dict:

@@ -127,7 +127,7 @@ def _explain_variable(item, rubric, run, ref, label, seed, got, pasted: bool) ->
     student_inputs = {n: run.captures.get((label, n), ABSENT) for n in script.capture}
     canonical = ref.script_inputs(seed)
     known = {n: v.tensor for n, v in student_inputs.items() if v.kind == "tensor"}
-    changed = [n for n, t in known.items() if not _same_tensor(t, canonical.get(n))]
+    changed = [n for n, t in known.items() if not same_tensor(t, canonical.get(n))]
     locked = [n for n in changed if n in script.locked_inputs]
     names = ", ".join(f"`{n}`" for n in changed)
     if len(known) == len(student_inputs):
@@ -182,7 +182,7 @@ def _locked_text(locked: list[str], names: str) -> Text:
                 f"the inputs differ from the given ones ({names}): {which} itself was changed, which earns nothing.")
 
 
-def _same_tensor(a: torch.Tensor, b) -> bool:
+def same_tensor(a: torch.Tensor, b) -> bool:
     """Equal within 1e-6: the student's input and the seeded one, or one seed's value and another's."""
     if not isinstance(b, torch.Tensor) or a.shape != b.shape:
         return False
@@ -217,11 +217,11 @@ def _fixed_across_seeds(rubric: Rubric, run: RunResult, name: str) -> bool:
     values = [run.captures.get((label, name), ABSENT) for label in runs]
     if len(runs) < 2 or any(v.kind != "tensor" for v in values):
         return False
-    if not all(_same_tensor(values[0].tensor, v.tensor) for v in values[1:]):
+    if not all(same_tensor(values[0].tensor, v.tensor) for v in values[1:]):
         return False
     for n in rubric.script.capture:
         inputs = [run.captures.get((label, n), ABSENT) for label in runs]
-        if all(v.kind == "tensor" for v in inputs) and not all(_same_tensor(inputs[0].tensor, v.tensor) for v in inputs[1:]):
+        if all(v.kind == "tensor" for v in inputs) and not all(same_tensor(inputs[0].tensor, v.tensor) for v in inputs[1:]):
             return True
     return False
 
