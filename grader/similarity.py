@@ -7,6 +7,13 @@ identifiers are renamed in order of first use (`v1`, `v2`, ...), so renaming var
 does not hide a copy; attribute names (`torch.softmax`) and keywords are kept, because they carry the
 method. Regions are compared with difflib's SequenceMatcher (stdlib, well kept); a cheap shingle
 overlap runs first so a 300-student class does not cost 45,000 SequenceMatcher calls.
+
+What it costs (`find_pairs`): the SequenceMatcher calls grow with the pairs of distinct codes of a
+region that overlap (a class writes each region in far fewer ways than it has students), and
+the rest is array work over every pair of distinct students, one student's row at a time: about
+0.4 s for the 200-student bench class and 1.8 s for 2000 (`bench/bench_similarity.py`). Memory:
+two float64 matrices per region, of its distinct codes squared (16 variants: nothing; 2000 distinct
+codes of a region: 64 MB while that class is compared).
 """
 from __future__ import annotations
 
@@ -16,8 +23,12 @@ import functools
 import io
 import keyword
 import tokenize
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+import torch
 
 from .model import GradeResult
 
@@ -117,9 +128,9 @@ def _shingles(tokens: tuple[str, ...]) -> set:
 def find_pairs(codes: dict[str, dict[str, str]], threshold: float = THRESHOLD) -> tuple[list[Pair], int]:
     """codes: student -> region -> own code. Returns (the most similar pairs, how many pairs passed).
 
-    Students whose normalised code is identical form one group and are compared as one: a copy
-    shared by many students would otherwise cost every pair of them a comparison, and tokenizing
-    (the stdlib tokenizer is pure Python before 3.12) is done once per distinct piece of code."""
+    A pair's similarity is the token-weighted mean, over the regions both wrote, of the two codes'
+    SequenceMatcher ratio (`code_ratio`). Students whose normalised code is identical form one
+    group, scored as one (`_scored`); only the listed pairs are built as `Pair`s (`_listed`)."""
     tokens: dict[str, tuple[str, ...]] = {}
     for regions in codes.values():
         for c in regions.values():
@@ -131,25 +142,106 @@ def find_pairs(codes: dict[str, dict[str, str]], threshold: float = THRESHOLD) -
     for s in sorted(norm):
         if sum(map(len, norm[s].values())) >= MIN_SHARED_TOKENS:
             groups.setdefault(tuple(sorted(norm[s].items())), []).append(s)
-    reps = [members[0] for members in groups.values()]
-    members = {m[0]: m for m in groups.values()}
-    shingles = {s: set().union(*(_shingles(t) | {(r,)} for r, t in norm[s].items())) for s in reps}
-    pairs: list[Pair] = []
+    members = list(groups.values())
+    # (similarity, tokens, group a, group b); a == b: the pairs inside one group of identical copies
+    found = [(1.0, sum(map(len, norm[g[0]].values())), k, k) for k, g in enumerate(members) if len(g) > 1]
+    found += _scored([norm[g[0]] for g in members], threshold)
+    count = sum(len(members[a]) * len(members[b]) if a != b else len(members[a]) * (len(members[a]) - 1) // 2
+                for _, _, a, b in found)
+    return _listed(found, members, norm, codes), count
+
+
+def code_ratio(a: tuple[str, ...], b: tuple[str, ...]) -> float:
+    """difflib's ratio, taken in one fixed order of the two codes: SequenceMatcher is not symmetric
+    (its junk and longest-match choices follow its first argument), and a pair's similarity must
+    not depend on which student's name sorts first."""
+    a, b = min(a, b), max(a, b)
+    return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
+
+
+def _scored(students: list[dict[str, tuple]], threshold: float) -> list[tuple[float, int, int, int]]:
+    """(similarity, tokens, a, b) of every pair of these (distinct) students at or above threshold.
+
+    Only pairs whose shingles overlap at least PREFILTER are judged: below that a pair cannot reach
+    THRESHOLD in practice. A shingle belongs to its region, so the shingles two students share are
+    the sum over regions of what their two codes share: counted once per pair of distinct codes of
+    a region (a sparse product), however many students wrote them. Every pair of students is then
+    filtered and scored with array operations, one student's row at a time."""
+    n = len(students)
+    regions = sorted({r for s in students for r in s})
+    if n < 2 or not regions:
+        return []
+    local = np.zeros((n, len(regions)), dtype=np.int64)      # each student's code of each region, numbered
+    length = np.zeros((n, len(regions)), dtype=np.float64)   # its token count (0: not written)
+    variants: list[list[tuple]] = []
+    for k, r in enumerate(regions):
+        seen: dict[tuple, int] = {}
+        for i, s in enumerate(students):
+            if r in s:
+                local[i, k], length[i, k] = seen.setdefault(s[r], len(seen)), len(s[r])
+        variants.append(list(seen) + [()])       # the last: "not written", which shares nothing
+        local[length[:, k] == 0, k] = len(seen)
+    shared = [_shared_shingles(v) for v in variants]
+    # the regions' matrices end to end: region k's entry (x, y) is at starts[k] + x * sizes[k] + y
+    sizes = np.array([len(v) for v in variants])
+    starts = np.concatenate(([0], np.cumsum(sizes * sizes)[:-1]))
+    flat = np.concatenate([m.ravel() for m in shared])
+    own = flat[starts + local * sizes + local].sum(axis=1)     # each student's own shingle count
+    # each region's ratios likewise, computed the first time a pair of students needs them (NaN: not yet)
+    ratio = np.full(len(flat), np.nan)
+    found = []
+    for i in range(n - 1):
+        common = flat[starts + local[i] * sizes + local[i + 1:]].sum(axis=1)
+        near = np.nonzero(common / np.maximum(1.0, np.minimum(own[i], own[i + 1:])) >= PREFILTER)[0] + i + 1
+        if not len(near):
+            continue
+        at = starts + local[i] * sizes + local[near]
+        for where in np.unique(at[np.isnan(ratio[at])]).tolist():
+            k = int(np.searchsorted(starts, where, side="right")) - 1
+            x, y = divmod(where - int(starts[k]), int(sizes[k]))
+            v = variants[k]
+            ratio[where] = 1.0 if x == y else code_ratio(v[x], v[y]) if v[x] and v[y] else 0.0
+        la, lb = length[i], length[near]
+        weight = np.where((la > 0) & (lb > 0), (la + lb) / 2, 0.0)
+        total = weight.sum(axis=1)
+        similarity = np.round((weight * ratio[at]).sum(axis=1) / np.maximum(total, 1.0), 3)
+        for j in np.nonzero((total >= MIN_SHARED_TOKENS) & (similarity >= threshold))[0].tolist():
+            found.append((float(similarity[j]), int(total[j]), i, int(near[j])))
+    return found
+
+
+def _shared_shingles(variants: list[tuple]) -> "np.ndarray":
+    """How many shingles (and the region itself, counted as one) each pair of a region's codes has
+    in common, from one sparse product: a region written a thousand ways costs its shared
+    shingles, not a million set intersections. The empty code shares nothing, not even the region."""
+    index: dict[tuple, int] = {}
+    rows, cols = [], []
+    for v, t in enumerate(variants):
+        if t:
+            got = _shingles(t) | {("<region>",)}
+            rows += [v] * len(got)
+            cols += [index.setdefault(sh, len(index)) for sh in got]
+    incidence = torch.sparse_coo_tensor(torch.tensor([rows, cols], dtype=torch.int64), torch.ones(len(rows)),
+                                        (len(variants), len(index)), check_invariants=False).coalesce()
+    with warnings.catch_warnings():      # torch calls its sparse kernels "beta" on each call
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse.mm(incidence, incidence.t()).to_dense().double().numpy()
+
+
+def _listed(found, members: list[list[str]], norm, codes) -> list[Pair]:
+    """The MAX_PAIRS pairs of students to list, in order (most similar, then most code, then
+    names), built from the scored pairs of groups: a group pair stands for every pair of its
+    members, which are expanded only as far as the list reaches."""
+    found = sorted(found, key=lambda f: (-f[0], -f[1]))
+    chosen: list[tuple] = []
+    for sim, tok, a, b in found:
+        if len(chosen) >= MAX_PAIRS and (-sim, -tok) > (-chosen[-1][0], -chosen[-1][1]):
+            break
+        chosen += [(sim, tok) + tuple(sorted((x, y))) for x in members[a] for y in members[b] if a != b or x < y]
+        chosen.sort(key=lambda c: (-c[0], -c[1], c[2], c[3]))
+        del chosen[MAX_PAIRS:]
     cache: dict[tuple, float] = {}
-    for rep in reps:                       # copies of one another: identical once normalised
-        group = members[rep]
-        pairs += [_compare(a, b, norm, codes, cache) for i, a in enumerate(group) for b in group[i + 1:]]
-    for i, a in enumerate(reps):
-        for b in reps[i + 1:]:
-            sa, sb = shingles[a], shingles[b]
-            if len(sa & sb) / max(1, min(len(sa), len(sb))) < PREFILTER:
-                continue
-            p = _compare(a, b, norm, codes, cache)
-            if p is not None and p.similarity >= threshold:
-                pairs += [_compare(*sorted((x, y)), norm, codes, cache) for x in members[a] for y in members[b]]
-    pairs = [p for p in pairs if p is not None and p.similarity >= threshold]
-    pairs.sort(key=lambda p: (-p.similarity, -p.tokens, p.a, p.b))
-    return pairs[:MAX_PAIRS], len(pairs)
+    return [_compare(x, y, norm, codes, cache) for _, _, x, y in chosen]
 
 
 def _compare(a: str, b: str, norm, codes, cache) -> Pair | None:
@@ -164,7 +256,7 @@ def _compare(a: str, b: str, norm, codes, cache) -> Pair | None:
         elif key in cache:
             ratio = cache[key]
         else:       # identical copies are common in a class: the cache spares recomputing their pairs
-            ratio = cache[key] = difflib.SequenceMatcher(None, ta, tb, autojunk=False).ratio()
+            ratio = cache[key] = code_ratio(ta, tb)
         weight = (len(ta) + len(tb)) / 2
         total += weight
         matched += ratio * weight
