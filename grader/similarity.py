@@ -27,9 +27,6 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from .model import GradeResult
 
 MIN_REGION_TOKENS = 12      # `y = x @ w` can be written only one way: short regions prove nothing
@@ -167,6 +164,7 @@ def _scored(students: list[dict[str, tuple]], threshold: float) -> list[tuple[fl
     the sum over regions of what their two codes share: counted once per pair of distinct codes of
     a region (a sparse product), however many students wrote them. Every pair of students is then
     filtered and scored with array operations, one student's row at a time."""
+    import numpy as np      # not at import: a batch imports this module before its sandboxes boot
     n = len(students)
     regions = sorted({r for s in students for r in s})
     if n < 2 or not regions:
@@ -214,6 +212,7 @@ def _shared_shingles(variants: list[tuple]) -> "np.ndarray":
     """How many shingles (and the region itself, counted as one) each pair of a region's codes has
     in common, from one sparse product: a region written a thousand ways costs its shared
     shingles, not a million set intersections. The empty code shares nothing, not even the region."""
+    import torch
     index: dict[tuple, int] = {}
     rows, cols = [], []
     for v, t in enumerate(variants):

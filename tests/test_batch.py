@@ -404,7 +404,8 @@ def test_grade_py_exits_with_its_code_and_its_output_complete(tmp_path):
 def test_batch_starts_its_sandboxes_before_importing_torch():
     """The sandboxes boot (each importing torch) while the coordinator imports its own: nothing the
     batch needs before spawning them may import torch (measured: 0.45 s of a 200-submission run)."""
-    code = ("import sys; import grader.cli, grader.batch, grader.gradebook, grader.rubric, grader.sandbox; "
+    code = ("import sys; import grader.cli, grader.batch, grader.gradebook, grader.rubric, grader.sandbox, "
+            "grader.exports, grader.similarity; "
             "from grader.sandbox import bwrap; bwrap.python_environment(); bwrap.seccomp_filter(); "
             "grader.rubric.load_rubric(sys.argv[1]); print('torch' in sys.modules)")
     run = subprocess.run([sys.executable, "-c", code, str(RUBRIC)], capture_output=True, text=True, cwd=ROOT, timeout=120)
