@@ -7,7 +7,8 @@ Generates N hw2 submissions (copies of the fast samples, mixed correct and mista
 distinct trailing comment so every content hash differs) in a temp dir and grades them end to end
 the way an instructor does: one `python grade.py batch SUBS --out OUT --jobs J` process, timed
 from its start to its exit (the interpreter's start and its torch import included), feedback pages
-included. Then the same command again with nothing left to grade. Then a sample of them with one
+included, against its floor (bench/floor.py: the start, and the students' own code spread over the
+slots). Then the same command again with nothing left to grade. Then a sample of them with one
 `python grade.py grade X --json ...` process each, with the same parallelism. Prints submissions
 per second for both and the ratio. `--repeat K` grades all N K times (a new output folder each)
 and reports the median: the machine's speed drifts from run to run. `--in-process` times `run_batch` inside this process instead
@@ -31,6 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RUBRIC = ROOT / "rubrics" / "hw2.toml"     # the samples are hw2's; a folder of them names no assignment
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+import floor  # noqa: E402
 SAMPLES = ["001_seed_repaired", "002_correct_notebook", "003_correct_script", "004_attention_mistakes",
            "005_detection_mistakes", "006_blank_starter", "008_no_scale_script", "000_be4a6993b089033a"]
 
@@ -100,6 +103,9 @@ def main() -> int:
             runs.append(seconds)
         batch_s = statistics.median(runs)
         pages = len(list((tmp / "out0" / "feedback").glob("*.html")))
+        startup = floor.startup_seconds(subs / "student0001", RUBRIC, tmp / "startup", args.jobs)
+        batch(subs, tmp / "alone", argparse.Namespace(**{**vars(args), "jobs": 1}))   # the students' code, a core to itself
+        below = floor.report(args.n, batch_s, tmp / "alone" / "results", startup, args.jobs)
         rerun_s, regraded = batch(subs, tmp / "out0", args)
         assert regraded == 0, regraded
         sample = sorted(subs.iterdir())[:args.fresh_sample]
@@ -110,6 +116,7 @@ def main() -> int:
     each = f"; median of {len(runs)}: " + ", ".join(f"{r:.2f}" for r in runs) + " s" if len(runs) > 1 else ""
     print(f"batch ({how}, jobs={args.jobs}): {args.n} submissions in {batch_s:.2f} s = "
           f"{batch_rate:.2f} submissions/s  (feedback pages: {pages}{each})")
+    print(below)
     print(f"incremental rerun (nothing to grade): {rerun_s:.2f} s")
     if sample:
         fresh_rate = len(sample) / fresh_s

@@ -8,7 +8,8 @@ Generates N submissions (bench/class_mix.py: notebooks, scripts and Markdown ans
 coding styles per function, loops and vectorised; known mistakes, exceptions, infinite loops and
 blank starters in the stated shares, seeded) and grades them the way an instructor does: one
 `python grade.py batch SUBS --out OUT --rubric rubrics/hw2.toml --jobs J` process, timed from its
-start to its exit (feedback pages included), with its peak memory (RSS of its largest process, from
+start to its exit (feedback pages included), against its floor (bench/floor.py: the start, the
+students' own code and the time limits they reached, which no overhead could remove), with its peak memory (RSS of its largest process, from
 wait4; PSS of its whole process tree, sandboxes included, sampled twice a second). Then a sample, chosen across the
 kinds in proportion, with one fresh `python grade.py grade X --rubric ... --json ...` process each
 and the same parallelism: the ratio of the two rates is measured in the same run.
@@ -45,6 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 import class_mix  # noqa: E402
+import floor  # noqa: E402
 
 RUBRIC = ROOT / "rubrics" / "hw2.toml"
 GRADE = [sys.executable, str(ROOT / "grade.py")]
@@ -242,6 +244,13 @@ def main() -> int:
             print(f"batch (one `grade.py batch` process, jobs={args.jobs}): {n} submissions in {batch_s:.2f} s = "
                   f"{rate:.2f} submissions/s, {1000 * per_sub[n]:.1f} ms per submission{each}; "
                   f"peak RSS {max(r['maxrss_mb'] for r in runs):.0f} MB, peak PSS {max(r['pss_mb'] for r in runs):.0f} MB")
+            if i == 0:
+                first = next(s for s in students if s.kind == "correct")
+                startup = floor.startup_seconds(subs / first.name, RUBRIC, tmp / "startup", args.jobs)
+                alone = batch(subs, tmp / "alone", 1)      # the students' code timed with a core to itself
+                bad, digest = check(students, tmp / "alone" / "results", "one slot")
+                wrong += bad + ([f"one slot: grades {digest}, not {runs[0]['digest']}"] if digest != runs[0]["digest"] else [])
+                print(floor.report(n, batch_s, tmp / "alone" / "results", startup, args.jobs))
             if i == 0 and args.fresh_sample > 0:
                 chosen = sample(students, args.fresh_sample)
                 print(f"fresh sample: {', '.join(s.name for s in chosen)} ({load()})", flush=True)

@@ -9,6 +9,7 @@ interrupted batch loses nothing already graded and a rerun skips it (same conten
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import sys
@@ -159,8 +160,8 @@ def run_batch(submissions_dir, rubric_path, out_dir, jobs: int = 0, force: bool 
         runs = {}          # this batch's runs, kept so the exports below need not parse them back
         for g in results:
             run = commit(book, out, g, fingerprint, summary)
-            if run is not None:
-                runs[g.student] = run
+            if run is not None:     # held for the CSV and the summary: brief, or a class's cases stay in memory
+                runs[g.student] = dataclasses.replace(run, result=exports.brief(run.result))
             bar.step(bool(g.failed or g.error))
         # Students graded now have their exports (commit writes them); any whose exports are
         # missing (an output folder from elsewhere, files deleted) get them here. The CSV is whole.

@@ -19,6 +19,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from .errors import GraderError
 from .model import GradeResult, Text
@@ -194,9 +195,11 @@ class Gradebook:
                    grader_version=grader_version, graded_at=graded_at, seconds=seconds, score=float(result["score"]),
                    max_score=float(result["max_score"]), failed=failed, own_code=own_code, result=result)
 
-    def latest(self, student: str | None = None, known: dict[str, Run] | None = None) -> dict[str, Run]:
+    def latest(self, student: str | None = None, known: dict[str, Run] | None = None,
+               keep: Callable[[dict], dict] | None = None) -> dict[str, Run]:
         """The current run of every student (or of one). `known`: runs the caller holds already
-        (a batch's own); where one is still the latest, it is used instead of parsing its JSON."""
+        (a batch's own); where one is still the latest, it is used instead of parsing its JSON.
+        `keep`: what to hold of each result read (a class's worth of whole results is large)."""
         sql = ("SELECT r.* FROM runs r JOIN (SELECT student, MAX(id) AS id FROM runs GROUP BY student) m "
                "ON r.id = m.id")
         args: tuple = ()
@@ -204,7 +207,7 @@ class Gradebook:
             sql += " WHERE r.student = ?"
             args = (student,)
         known = known or {}
-        return {row[1]: known[row[1]] if row[1] in known and known[row[1]].id == row[0] else _run(row)
+        return {row[1]: known[row[1]] if row[1] in known and known[row[1]].id == row[0] else _run(row, keep)
                 for row in self.db.execute(sql + " ORDER BY r.student", args)}
 
     def fingerprints(self) -> dict[str, tuple[str, str, str]]:
@@ -335,10 +338,11 @@ def _override(row) -> Override:
     return Override(*row[:6], author=row[6] or "", old_points=row[7])
 
 
-def _run(row) -> Run:
+def _run(row, keep: Callable[[dict], dict] | None = None) -> Run:
+    result = json.loads(row[11])
     return Run(id=row[0], student=row[1], content_sha256=row[2], rubric_sha256=row[3], grader_version=row[4],
                graded_at=row[5], seconds=row[6], score=row[7], max_score=row[8], failed=row[9],
-               own_code=json.loads(row[10]), result=json.loads(row[11]))
+               own_code=json.loads(row[10]), result=keep(result) if keep is not None else result)
 
 
 # -- the current grade: the automatic result with the manual scores laid over it -------------------

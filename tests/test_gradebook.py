@@ -71,3 +71,28 @@ def test_pairs_of_copies_shared_by_many():
     bz = next(p for p in pairs if (p.a, p.b) == ("bob", "zed"))
     assert bz.regions[0][1] == near and bz.regions[0][2] == body
     assert [(p.a, p.b) for p in pairs][0] == ("amy", "zed")
+
+
+def test_a_class_is_held_brief_and_exported_whole(tmp_path):
+    """The CSV and the summary read each student's scores, not their cases: the grades held for a
+    whole class are brief (a batch of 2000 held 300 MB of cases), and the results files are whole,
+    manual scores applied."""
+    import csv
+    import json
+    from grader.exports import write_all
+    whole = _result(1.0)
+    whole["items"][0]["cases"] = [{"case_id": "c1", "passed": True, "max_abs": 0.0}]
+    whole["items"][1]["answer"] = "a long written answer"
+    whole["run"] = {"cells": [{"cell": 1, "status": "ok"}]}
+    with Gradebook(tmp_path / "g.sqlite") as book:
+        book.add_run("ann", "c", "r", "v", 0.1, None, {}, whole)
+        book.add_override("ann", "w", 1.5, "good")
+        grades = write_all(tmp_path, book, ["f", "w"])
+    held = grades["ann"].result
+    assert "run" not in held and all("cases" not in i and "answer" not in i for i in held["items"])
+    assert held["score"] == 2.5 and held["items"][1]["manual"] == {"points": 1.5, "comment": "good"}
+    written = json.loads((tmp_path / "results" / "ann.json").read_text(encoding="utf-8"))
+    assert written["items"][0]["cases"] == whole["items"][0]["cases"] and written["run"] == whole["run"]
+    assert written["items"][1]["answer"] == "a long written answer" and written["score"] == 2.5
+    rows = list(csv.reader(open(tmp_path / "grades.csv", encoding="utf-8")))
+    assert rows[1] == ["ann", "1", "1.5", "2.5", "3", "graded", "w: good"]
