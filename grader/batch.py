@@ -169,8 +169,10 @@ def run_batch(submissions_dir, rubric_path, out_dir, jobs: int = 0, force: bool 
         if not book.has_snapshot(fingerprint[0]):     # after grading: the reference's values are computed by then
             store_snapshot(book, fingerprint[0], rubric, cfg)
         # pages that predate a manual score, drawn again from their records (no grading)
-        from .redraw import redraw_pages
-        redraw_pages(out, book, book.stale_pages())
+        stale = book.stale_pages()
+        if stale:           # (redraw reads records: torch, which a rerun with nothing to do never needs)
+            from .redraw import redraw_pages
+            redraw_pages(out, book, stale)
         grades = exports.write_all(out, book, [i.id for i in rubric.items], unexported, known=runs)
         pairs, n = find_pairs({s: c.run.own_code for s, c in grades.items()})
         summary.similar_pairs = n

@@ -23,7 +23,6 @@ import functools
 import io
 import keyword
 import tokenize
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,21 +209,21 @@ def _scored(students: list[dict[str, tuple]], threshold: float) -> list[tuple[fl
 
 def _shared_shingles(variants: list[tuple]) -> "np.ndarray":
     """How many shingles (and the region itself, counted as one) each pair of a region's codes has
-    in common, from one sparse product: a region written a thousand ways costs its shared
+    in common: a row per code, counted from the other codes holding each of its shingles (an
+    inverted index, one bincount a row). A region written a thousand ways costs its shared
     shingles, not a million set intersections. The empty code shares nothing, not even the region."""
-    import torch
-    index: dict[tuple, int] = {}
-    rows, cols = [], []
-    for v, t in enumerate(variants):
-        if t:
-            got = _shingles(t) | {("<region>",)}
-            rows += [v] * len(got)
-            cols += [index.setdefault(sh, len(index)) for sh in got]
-    incidence = torch.sparse_coo_tensor(torch.tensor([rows, cols], dtype=torch.int64), torch.ones(len(rows)),
-                                        (len(variants), len(index)), check_invariants=False).coalesce()
-    with warnings.catch_warnings():      # torch calls its sparse kernels "beta" on each call
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse.mm(incidence, incidence.t()).to_dense().double().numpy()
+    import numpy as np
+    holders: dict[tuple, list[int]] = {}
+    own = [(_shingles(t) | {("<region>",)}) if t else set() for t in variants]
+    for v, got in enumerate(own):
+        for sh in got:
+            holders.setdefault(sh, []).append(v)
+    index = {sh: np.array(vs) for sh, vs in holders.items()}
+    shared = np.zeros((len(variants), len(variants)))
+    for v, got in enumerate(own):
+        if got:
+            shared[v] = np.bincount(np.concatenate([index[sh] for sh in got]), minlength=len(variants))
+    return shared
 
 
 def _listed(found, members: list[list[str]], norm, codes) -> list[Pair]:

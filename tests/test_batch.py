@@ -209,6 +209,18 @@ def test_rerun_grades_nothing(graded):
     assert csv_totals(out) == EXPECTED
 
 
+def test_a_rerun_with_nothing_to_grade_imports_no_torch(graded):
+    """Nothing to grade, no page to redraw: the summary and the exports come from the gradebook,
+    and importing torch would be most of the rerun's time (1.4 s of 2 s, measured)."""
+    subs, out, _ = graded
+    code = ("import sys; from grader.batch import run_batch; "
+            "s = run_batch(sys.argv[1], sys.argv[2], sys.argv[3], jobs=2, progress=False); "
+            "print(s.graded, s.skipped, 'torch' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", code, str(subs), str(RUBRIC), str(out)], capture_output=True,
+                         text=True, cwd=ROOT, timeout=300)
+    assert run.stdout.split() == ["0", str(len(EXPECTED)), "False"], run.stderr[-2000:]
+
+
 def test_changed_submission_is_regraded(tmp_path):
     subs = copy_samples(tmp_path / "subs", ["001_seed_repaired", "006_blank_starter"])
     out = tmp_path / "out"
