@@ -130,10 +130,11 @@ def broadcast(expected: torch.Tensor, got: torch.Tensor) -> Text | None:
     es, gs = tuple(expected.shape), tuple(got.shape)
     if es == gs or got.numel() <= expected.numel():
         return None
+    import numpy    # torch.broadcast_shapes imports sympy on its first call: half a second of a batch
     try:
-        if tuple(torch.broadcast_shapes(es, gs)) != gs:
+        if tuple(numpy.broadcast_shapes(es, gs)) != gs:
             return None
-    except RuntimeError:
+    except ValueError:
         return None
     return Text(f"形状为 {gs}，比应有的 {es} 大：这是广播出来的形状，某个运算的两个操作数维度没有对齐（如 (N,) 与 (N, 1) 相加得到 (N, N)）。",
                 f"the shape {gs} is larger than the expected {es}: broadcasting produced it, two operands were not aligned "

@@ -55,6 +55,8 @@ def test_broadcasting_error():
     got = e[:, None] + torch.zeros(3)          # (3,) met (3, 1): (3, 3)
     hint = diagnose.broadcast(e, got)
     assert "(3, 3) is larger than the expected (3,)" in hint.en
+    assert diagnose.broadcast(e, torch.zeros(4, 5)) is None          # shapes no broadcast relates
+    assert diagnose.broadcast(torch.zeros(5, 1), torch.zeros(5, 3)) is not None
 
 
 def test_rows_sum_names_the_dim_and_the_sums():
