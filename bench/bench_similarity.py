@@ -5,9 +5,8 @@
 Generates each class with bench/class_mix.py (the mix bench_class.py grades), takes every
 student's own code the way a batch does (load, locate the blanks, `similarity.own_code`; no
 sandbox), and times `find_pairs` on it: seconds, milliseconds per student and the ratio between
-the sizes. `--check N` also compares, on the class of N, every listed pair and the count with a
-plain pair-by-pair computation of the same definition (the prefilter, then `_compare`): the
-bench exits 1 if they differ, so the fast path cannot drift from what it claims to compute.
+the sizes. `--check N` also compares, on the class of N, every listed pair and the count with
+`similarity.pair_by_pair`, the same definition one pair at a time: the bench exits 1 if they differ, so the fast path cannot drift from what it claims to compute.
 """
 from __future__ import annotations
 
@@ -44,27 +43,6 @@ def class_codes(dest: Path, n: int, seed: int) -> dict[str, dict[str, str]]:
     return codes
 
 
-def pair_by_pair(codes: dict[str, dict[str, str]]) -> tuple[dict, int]:
-    """The same definition, one pair at a time: every pair of eligible students whose code is
-    identical or whose region-tagged shingles overlap at least PREFILTER, judged by `_compare`."""
-    s = similarity
-    norm = {k: {r: s.normalise(c) for r, c in regions.items()} for k, regions in codes.items()}
-    norm = {k: {r: t for r, t in regions.items() if len(t) >= s.MIN_REGION_TOKENS} for k, regions in norm.items()}
-    eligible = sorted(k for k in norm if sum(map(len, norm[k].values())) >= s.MIN_SHARED_TOKENS)
-    shingles = {k: set().union(*({(r,) + x for x in s._shingles(t)} | {(r,)} for r, t in norm[k].items()))
-                for k in eligible}
-    found, cache = {}, {}
-    for i, a in enumerate(eligible):
-        for b in eligible[i + 1:]:
-            sa, sb = shingles[a], shingles[b]
-            if norm[a] != norm[b] and len(sa & sb) / max(1, min(len(sa), len(sb))) < s.PREFILTER:
-                continue
-            p = s._compare(a, b, norm, codes, cache)
-            if p is not None and p.similarity >= s.THRESHOLD:
-                found[(a, b)] = p
-    return found, len(found)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="200,2000")
@@ -83,9 +61,9 @@ def main() -> int:
             print(f"{n} students: find_pairs {seconds:.2f} s = {1000 * seconds / n:.2f} ms per student; "
                   f"{count} pairs at or above {similarity.THRESHOLD}, {len(pairs)} listed")
             if n == args.check:
-                expected, expected_count = pair_by_pair(codes)
-                order = sorted(expected.values(), key=lambda p: (-p.similarity, -p.tokens, p.a, p.b))
-                same = count == expected_count and pairs == order[:similarity.MAX_PAIRS]
+                expected = similarity.pair_by_pair(codes)
+                expected_count = len(expected)
+                same = count == expected_count and pairs == expected[:similarity.MAX_PAIRS]
                 failed |= not same
                 print(f"  pair-by-pair check at {n}: {'the same pairs, values and count' if same else 'DIFFERENT'}"
                       f" ({expected_count} pairs)")

@@ -242,6 +242,28 @@ def _listed(found, members: list[list[str]], norm, codes) -> list[Pair]:
     return [_compare(x, y, norm, codes, cache) for _, _, x, y in chosen]
 
 
+def pair_by_pair(codes: dict[str, dict[str, str]]) -> list[Pair]:
+    """`find_pairs`' definition, one pair at a time and slowly (quadratic in Python): every pair of
+    eligible students whose code is identical or whose region-tagged shingles overlap at least
+    PREFILTER, judged by `_compare`; all of them, in the listed order. What the fast path must
+    equal: tests/test_similarity.py and bench/bench_similarity.py check it."""
+    norm = {k: {r: normalise(c) for r, c in regions.items()} for k, regions in codes.items()}
+    norm = {k: {r: t for r, t in regions.items() if len(t) >= MIN_REGION_TOKENS} for k, regions in norm.items()}
+    eligible = sorted(k for k in norm if sum(map(len, norm[k].values())) >= MIN_SHARED_TOKENS)
+    shingles = {k: set().union(*({(r,) + x for x in _shingles(t)} | {(r,)} for r, t in norm[k].items()))
+                for k in eligible}
+    found, cache = [], {}
+    for i, a in enumerate(eligible):
+        for b in eligible[i + 1:]:
+            sa, sb = shingles[a], shingles[b]
+            if norm[a] != norm[b] and len(sa & sb) / max(1, min(len(sa), len(sb))) < PREFILTER:
+                continue
+            p = _compare(a, b, norm, codes, cache)
+            if p is not None and p.similarity >= THRESHOLD:
+                found.append(p)
+    return sorted(found, key=lambda p: (-p.similarity, -p.tokens, p.a, p.b))
+
+
 def _compare(a: str, b: str, norm, codes, cache) -> Pair | None:
     common = sorted(set(norm[a]) & set(norm[b]))
     total = matched = 0.0

@@ -41,27 +41,6 @@ def _variants(region: int, k: int) -> str:
     return "\n".join(lines)
 
 
-def _pair_by_pair(codes):
-    """The definition, one pair at a time: eligible students whose code is identical or whose
-    region-tagged shingles overlap at least PREFILTER, judged by `_compare`."""
-    s = similarity
-    norm = {k: {r: normalise(c) for r, c in regions.items()} for k, regions in codes.items()}
-    norm = {k: {r: t for r, t in regions.items() if len(t) >= s.MIN_REGION_TOKENS} for k, regions in norm.items()}
-    eligible = sorted(k for k in norm if sum(map(len, norm[k].values())) >= s.MIN_SHARED_TOKENS)
-    shingles = {k: set().union(*({(r,) + x for x in s._shingles(t)} | {(r,)} for r, t in norm[k].items()))
-                for k in eligible}
-    found, cache = [], {}
-    for i, a in enumerate(eligible):
-        for b in eligible[i + 1:]:
-            sa, sb = shingles[a], shingles[b]
-            if norm[a] != norm[b] and len(sa & sb) / max(1, min(len(sa), len(sb))) < s.PREFILTER:
-                continue
-            p = s._compare(a, b, norm, codes, cache)
-            if p is not None and p.similarity >= s.THRESHOLD:
-                found.append(p)
-    return sorted(found, key=lambda p: (-p.similarity, -p.tokens, p.a, p.b))
-
-
 def test_fast_path_is_the_pair_by_pair_definition(monkeypatch):
     """A class of 150 built from a few ways to write each of four regions (some students skip a
     region, some are identical copies): every pair and the count, exactly."""
@@ -71,7 +50,7 @@ def test_fast_path_is_the_pair_by_pair_definition(monkeypatch):
         codes[f"s{rng.randrange(10**6):06d}"] = {f"region {r}": _variants(r, rng.randrange(5))
                                                 for r in range(4) if rng.random() > 0.1}
     monkeypatch.setattr(similarity, "MAX_PAIRS", 10**6)
-    expected = _pair_by_pair(codes)
+    expected = similarity.pair_by_pair(codes)
     got, n = find_pairs(codes)
     assert 200 < n == len(expected) < 150 * 149 // 2       # neither nothing nor everything
     assert got == expected
