@@ -214,49 +214,70 @@ def _compare_tensor(g: torch.Tensor, expected: torch.Tensor, dtype: str, toleran
 
 
 def passing(pairs: list[tuple[str, Value, object]], item: Item) -> dict[str, Match]:
-    """compare() of many cases of one item at once, for the common case of floating-point tensors
-    that all pass: {case id: the Match compare() gives} for the cases found within tolerance.
-    A case left out (another kind of value, a shape or dtype off, NaN, a single element outside
-    tolerance) is compare()'s to judge, message and all.
+    """compare() of many cases of one item at once, for the common case of tensors that all pass:
+    {case id: the Match compare() gives} for the cases found right. A case left out (another kind
+    of value, a shape or dtype off, NaN, a single element wrong) is compare()'s to judge, message
+    and all.
 
     A submission's function items have about 150 cases; compared one by one they were the largest
     share of the trusted side's time per submission. Here the cases' elements are checked in one
-    pass, and each case's largest error is taken per segment. The arithmetic is compare_one's, in
-    float64, so the figures are identical."""
-    segments = []          # (case id, got tensor, expected tensor, tolerance), one per output of each case
+    pass: floating-point outputs against their tolerance (each case's largest error taken per
+    segment, in float64, so the figures are compare_one's), integer and boolean ones (indices,
+    masks) for equality, as compare_one does."""
+    floats, exact = [], []   # (case id, got tensor, expected tensor[, tolerance]), one per output of each case
     for case_id, got, expected in pairs:
         parts = _outputs(got, expected, item)
-        if parts is not None and all(_batchable(g, e, item, n) for n, g, e in parts):
-            segments += [(case_id, g.tensor, e, item.output(n).tolerance) for n, g, e in parts]
-    if not segments:
-        return {}
-    prepared = [_prepared(e, tol.rtol, tol.atol) for _, _, e, tol in segments]
-    flat = [g.reshape(-1) for _, g, _, _ in segments]
-    # One conversion when the dtypes agree; cat would otherwise promote mixed ones (int64 with
-    # float32 to float32) before the conversion to float64, which compare_one does not.
-    got64 = torch.cat(flat).to(torch.float64) if len({f.dtype for f in flat}) == 1 \
-        else torch.cat([f.to(torch.float64) for f in flat])
-    err = (got64 - torch.cat([e64.reshape(-1) for e64, _, _ in prepared])).abs()
-    tol = torch.cat([t.reshape(-1) for _, t, _ in prepared])
-    lengths = torch.tensor([g.numel() for _, g, _, _ in segments])
-    within = torch.segment_reduce((err <= tol).to(torch.float64), "min", lengths=lengths).tolist()
-    largest = torch.segment_reduce(err, "max", lengths=lengths).tolist()
-    found: dict[str, list] = {}
-    for (case_id, _, _, _), (_, _, e_max), ok, max_abs in zip(segments, prepared, within, largest):
-        found.setdefault(case_id, []).append((ok == 1.0, max_abs, max_abs / max(e_max, 1e-12)))
-    return {case_id: Match(True, OK.message, max(a for _, a, _ in parts), max(r for _, _, r in parts), None, 0)
-            for case_id, parts in found.items() if all(ok for ok, _, _ in parts)}
+        kinds = [_batchable(g, e, item, n) for n, g, e in parts] if parts is not None else [None]
+        if None in kinds:
+            continue
+        for (n, g, e), kind in zip(parts, kinds):
+            if kind == "float":
+                floats.append((case_id, g.tensor, e, item.output(n).tolerance))
+            else:
+                exact.append((case_id, g.tensor, e))
+    found: dict[str, list] = {}          # case id -> (right, max_abs, max_rel) of each output
+    if floats:
+        prepared = [_prepared(e, tol.rtol, tol.atol) for _, _, e, tol in floats]
+        flat = [g.reshape(-1) for _, g, _, _ in floats]
+        # One conversion when the dtypes agree; cat would otherwise promote mixed ones (int64 with
+        # float32 to float32) before the conversion to float64, which compare_one does not.
+        got64 = torch.cat(flat).to(torch.float64) if len({f.dtype for f in flat}) == 1 \
+            else torch.cat([f.to(torch.float64) for f in flat])
+        err = (got64 - torch.cat([e64.reshape(-1) for e64, _, _ in prepared])).abs()
+        tol = torch.cat([t.reshape(-1) for _, t, _ in prepared])
+        lengths = torch.tensor([g.numel() for _, g, _, _ in floats])
+        within = torch.segment_reduce((err <= tol).to(torch.float64), "min", lengths=lengths).tolist()
+        largest = torch.segment_reduce(err, "max", lengths=lengths).tolist()
+        for (case_id, _, _, _), (_, _, e_max), ok, max_abs in zip(floats, prepared, within, largest):
+            found.setdefault(case_id, []).append((ok == 1.0, max_abs, max_abs / max(e_max, 1e-12)))
+    if exact:
+        same = torch.cat([g.reshape(-1).to(torch.int64) for _, g, _ in exact]) == \
+            torch.cat([e.reshape(-1).to(torch.int64) for _, _, e in exact])
+        lengths = torch.tensor([g.numel() for _, g, _ in exact])
+        equal = torch.segment_reduce(same.to(torch.float64), "min", lengths=lengths).tolist()
+        for (case_id, _, _), ok in zip(exact, equal):
+            found.setdefault(case_id, []).append((ok == 1.0, None, None))
+    out = {}
+    for case_id, parts in found.items():
+        if all(ok for ok, _, _ in parts):
+            errs = [(a, r) for _, a, r in parts if a is not None]       # as _largest: exact parts add no error
+            out[case_id] = Match(True, OK.message, max(a for a, _ in errs), max(r for _, r in errs), None, 0) \
+                if errs else OK
+    return out
 
 
-def _batchable(got: Value, expected, item: Item, name: str) -> bool:
-    """A tensor the fast path of compare_one would take: same shape, an accepted dtype, floating
-    point, not empty, compared in order."""
-    if got.kind != "tensor" or not isinstance(expected, torch.Tensor) or not expected.is_floating_point() \
-            or item.output(name).order != "exact":
-        return False
+def _batchable(got: Value, expected, item: Item, name: str) -> str | None:
+    """"float" or "exact" for a tensor the fast path of compare_one would take (same shape, an
+    accepted dtype, not empty, compared in order): floating point against a tolerance, or integer
+    and boolean on both sides, compared for equality; None for any other value."""
+    if got.kind != "tensor" or not isinstance(expected, torch.Tensor) or item.output(name).order != "exact":
+        return None
     g = got.tensor
-    return g.shape == expected.shape and g.numel() > 0 and g.dtype != torch.bool \
-        and _dtype_problem(g, expected, item.dtype) is None
+    if g.shape != expected.shape or g.numel() == 0 or _dtype_problem(g, expected, item.dtype) is not None:
+        return None
+    if expected.is_floating_point():
+        return "float" if g.dtype != torch.bool else None
+    return "exact" if not g.is_floating_point() else None
 
 
 _PREPARED: dict = {}

@@ -207,7 +207,8 @@ def test_cli_runs_torch_on_one_thread(tmp_path):
 def test_cases_checked_together_match_one_by_one():
     """compare.passing checks a function item's cases in one pass; every case it reports must get
     exactly the Match compare() gives it, and every case compare() passes on a float tensor is
-    reported (mixed dtypes, multi-output tuples, one element out, NaN, shapes off included)."""
+    reported (mixed dtypes, multi-output tuples, one element out, NaN, shapes off included), and so
+    is every integer or boolean tensor compared for equality (indices, masks)."""
     import torch
     from grader.compare import compare, passing
     from grader.model import Value
@@ -215,6 +216,7 @@ def test_cases_checked_together_match_one_by_one():
     one = Item(id="f", part="B", kind="function", name="f", points=1, title=Text("f", "f"), returns=("out",))
     two = Item(id="g", part="B", kind="function", name="g", points=1, title=Text("g", "g"), returns=("out", "w"))
     anydt = Item(id="h", part="B", kind="function", name="h", points=1, title=Text("h", "h"), returns=("out",), dtype="any")
+    mixed = Item(id="k", part="C", kind="function", name="k", points=1, title=Text("k", "k"), returns=("boxes", "keep"))
     gen = torch.Generator().manual_seed(0)
     e1, e2, e3 = (torch.randn(3, 4, generator=gen) for _ in range(3))
     t = lambda x: Value("tensor", tensor=x)
@@ -232,6 +234,13 @@ def test_cases_checked_together_match_one_by_one():
               ("arity", Value("tuple", items=(t(e1),)), (e1, e2))],
         anydt: [("big-int", t(torch.tensor([16777217, 3])), torch.tensor([16777217.0, 3.0], dtype=torch.float64)),
                 ("f32", t(e1.clone()), e1)],
+        mixed: [("right", Value("tuple", items=(t(e1 + 1e-6), t(torch.tensor([2, 0])))), (e1, torch.tensor([2, 0]))),
+                ("index-off", Value("tuple", items=(t(e1), t(torch.tensor([0, 2])))), (e1, torch.tensor([2, 0]))),
+                ("int32", Value("tuple", items=(t(e1), t(torch.tensor([2, 0], dtype=torch.int32)))), (e1, torch.tensor([2, 0]))),
+                ("masks", Value("tuple", items=(t(torch.tensor([True, False])), t(torch.tensor([1])))),
+                 (torch.tensor([True, False]), torch.tensor([1]))),
+                ("mask-off", Value("tuple", items=(t(torch.tensor([True, True])), t(torch.tensor([1])))),
+                 (torch.tensor([True, False]), torch.tensor([1])))],
     }
     for item, pairs in cases.items():
         fast = passing(pairs, item)
@@ -240,3 +249,4 @@ def test_cases_checked_together_match_one_by_one():
         assert set(fast) == {cid for cid, m in slow.items() if m.passed and cid != "empty"}, (set(fast), slow)
     assert set(passing(cases[one], one)) == {"exact", "tiny", "f64", "one-tuple"}      # half precision is not within 1e-4
     assert set(passing(cases[anydt], anydt)) == {"big-int", "f32"}
+    assert set(passing(cases[mixed], mixed)) == {"right", "int32", "masks"}     # (the default dtype rule: any integer)
