@@ -27,7 +27,7 @@ VERSION = "0.1.0"
 # whole. tests/test_batch.py checks that this covers everything `pipeline` imports. Editing anything
 # else (pages, exports, the pack, the CLI) regrades nobody; a new page design: `batch --force`.
 ENGINE = ("pipeline.py", "load.py", "blanks.py", "run.py", "sandbox", "expected.py", "compare.py", "score.py",
-          "diagnose.py", "rubric.py", "contract.py", "model.py", "errors.py", "report.py")
+          "diagnose.py", "rubric.py", "contract.py", "contract_parse.py", "model.py", "errors.py", "report.py")
 
 
 # -- what is graded, and its identity -------------------------------------------------------------

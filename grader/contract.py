@@ -8,31 +8,23 @@ declared arguments, with defaults exactly where the contract lets an argument be
 outside the contract grades students on something they were never told (an `int` where the starter
 says `output_size: (h, w)`), so it is the assignment's bug, not theirs.
 
-This module reads TOML tables and Python values; it never imports or runs a submission (the
-starter's `def` lines are read with `ast`). torch is imported only when a value is checked, so
-loading a rubric stays light.
+Three modules: this one, the contract itself (`Spec`, `Signature`) and whether one value is of a
+declared kind (`check_value`); grader/contract_parse.py reads it from the rubric's TOML;
+grader/contract_check.py holds a case's arguments, the reference's returns and the starter's `def`
+lines to it. None imports or runs a submission (`def` lines are read with `ast`), and torch is
+imported only when a value is checked, so loading a rubric stays light.
 """
 from __future__ import annotations
 
-import ast
-import difflib
-import math
 import re
-from dataclasses import dataclass, replace
-from pathlib import Path
-
-from .errors import RubricError
+from dataclasses import dataclass
 
 KINDS = ("tensor", "int", "float", "number", "bool", "str", "tuple", "list", "dict", "any")
 DTYPE_FAMILIES = ("floating", "integer", "bool", "complex")
 DTYPE_NAMES = ("float16", "bfloat16", "float32", "float64", "uint8", "int8", "int16", "int32", "int64",
                "complex64", "complex128")
 ELLIPSIS = "..."
-_BY_KIND = {"tensor": ("dtype", "shape", "rank", "broadcast"), "int": ("min", "max"), "float": ("min", "max"),
-            "number": ("min", "max"), "bool": (), "str": ("choices",), "tuple": ("of", "length", "items"),
-            "list": ("of", "length"), "dict": ("keys",), "any": ()}
-_IDENT = re.compile(r"^[A-Za-z_]\w*$")
-_INDEXED = re.compile(r"^([A-Za-z_]\w*)\[(\d+)\]$")
+INDEXED = re.compile(r"^([A-Za-z_]\w*)\[(\d+)\]$")
 
 
 class _NoDefault:
@@ -69,11 +61,11 @@ class Spec:
 
     def describe(self) -> str:
         """'a tuple of 2 ints', 'a bool tensor broadcastable to (..., n_q, n_k), or None'."""
-        text = _describe(self)
+        text = describe_spec(self)
         if self.optional:
             text += ", or None"
         if self.default is not NO_DEFAULT:
-            text += f" (default {_py(self.default)})"
+            text += f" (default {python_literal(self.default)})"
         return text
 
 
@@ -95,7 +87,7 @@ class Signature:
         parts = []
         for a in self.args:
             default = None if a.optional and a.default is NO_DEFAULT else a.default
-            parts.append(a.name if not a.may_omit else f"{a.name}={_py(default)}")
+            parts.append(a.name if not a.may_omit else f"{a.name}={python_literal(default)}")
         return "(" + ", ".join(parts) + ")"
 
 
@@ -108,166 +100,20 @@ class Problem:
     reason: str = ""
 
 
-# === parsing ======================================================================================
-def parse_signature(raw, path: Path, where: str) -> Signature:
-    """A `[items.signature]` table -> Signature, or a RubricError naming the exact place."""
-    field = "signature"
-    if not isinstance(raw, dict):
-        raise RubricError(path, where, field, "must be a table with `args` (and optionally `returns`)")
-    _known(raw, ("args", "returns"), path, where, field)
-    if "args" not in raw:
-        raise RubricError(path, where, field, "needs `args`, the list of the function's arguments (it may be empty: args = [])")
-    sig = []
-    for key in ("args", "returns"):
-        entries = raw.get(key, [])
-        if not isinstance(entries, list):
-            raise RubricError(path, where, f"{field}.{key}", "must be an array of tables { name = ..., kind = ... }")
-        specs = tuple(_spec(e, path, where, f"{field}.{key}[{i}]", named=True, is_return=key == "returns")
-                      for i, e in enumerate(entries))
-        names = [s.name for s in specs]
-        dup = next((n for n in names if names.count(n) > 1), None)
-        if dup:
-            raise RubricError(path, where, f"{field}.{key}", f"names {dup!r} twice")
-        sig.append(specs)
-    args, returns = sig
-    for i, a in enumerate(args):
-        later = [b.name for b in args[i + 1:] if not b.may_omit]
-        if a.may_omit and later:
-            raise RubricError(path, where, f"{field}.args[{i}]",
-                              f"{a.name!r} may be left out but {later[0]!r} after it may not: a Python def "
-                              "cannot have a required parameter after one with a default")
-    return Signature(args=args, returns=returns)
-
-
-def _known(table: dict, keys, path, where, field):
-    for key in table:
-        if key not in keys:
-            close = difflib.get_close_matches(key, keys, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(keys)}"
-            raise RubricError(path, where, f"{field}.{key}", f"unknown key{hint}")
-
-
-def _spec(raw, path: Path, where: str, field: str, named: bool, is_return: bool = False) -> Spec:
-    if isinstance(raw, str):                  # `of = "int"`: a bare kind
-        raw = {"kind": raw}
-    if not isinstance(raw, dict):
-        raise RubricError(path, where, field, "must be a table { name = ..., kind = ... }")
-    kind = raw.get("kind")
-    if not isinstance(kind, str):
-        raise RubricError(path, where, f"{field}.kind", f"is required: one of {', '.join(KINDS)}")
-    if kind not in KINDS:
-        close = difflib.get_close_matches(kind, KINDS, n=1)
-        raise RubricError(path, where, f"{field}.kind", f"is {kind!r}, must be one of {', '.join(KINDS)}"
-                          + (f"; did you mean {close[0]!r}?" if close else ""))
-    allowed = (("name",) if named else ()) + ("kind", "optional") + (("default",) if named and not is_return else ()) \
-        + _BY_KIND[kind]
-    for key in raw:
-        if key in allowed:
-            continue
-        owners = [k for k, keys in _BY_KIND.items() if key in keys]
-        if owners:
-            raise RubricError(path, where, f"{field}.{key}", f"does not apply to kind = {kind!r} (only to {', '.join(owners)})")
-        if key == "default" and is_return:
-            raise RubricError(path, where, f"{field}.{key}", "a returned value has no default")
-        if key in ("name", "default") and not named:
-            raise RubricError(path, where, f"{field}.{key}", "a tuple's element kind has no name or default")
-        _known({key: None}, allowed, path, where, field)
-    name = raw.get("name", "")
-    if named and not (isinstance(name, str) and _IDENT.match(name)):
-        raise RubricError(path, where, f"{field}.name", "is required: the argument's name, a Python identifier")
-    here = f"{field} ({name})" if name else field
-    kw: dict = {}
-    for flag in ("optional", "broadcast"):
-        if flag in raw:
-            if not isinstance(raw[flag], bool):
-                raise RubricError(path, where, f"{here}.{flag}", "must be true or false")
-            kw[flag] = raw[flag]
-    if "dtype" in raw:
-        dtypes = raw["dtype"] if isinstance(raw["dtype"], list) else [raw["dtype"]]
-        for d in dtypes:
-            if d not in DTYPE_FAMILIES + DTYPE_NAMES:
-                close = difflib.get_close_matches(str(d), DTYPE_FAMILIES + DTYPE_NAMES, n=1)
-                raise RubricError(path, where, f"{here}.dtype",
-                                  f"is {d!r}: a family ({', '.join(DTYPE_FAMILIES)}) or a dtype name ({', '.join(DTYPE_NAMES)})"
-                                  + (f"; did you mean {close[0]!r}?" if close else ""))
-        kw["dtype"] = tuple(dtypes)
-    if "shape" in raw:
-        shape = raw["shape"]
-        if "rank" in raw:
-            raise RubricError(path, where, f"{here}.rank", "give `shape` or `rank`, not both")
-        if not isinstance(shape, list):
-            raise RubricError(path, where, f"{here}.shape", 'must be an array such as ["...", "n", 4]')
-        for j, dim in enumerate(shape):
-            ok = (isinstance(dim, int) and not isinstance(dim, bool) and dim >= 0) or \
-                (isinstance(dim, str) and (_IDENT.match(dim) or _INDEXED.match(dim) or (dim == ELLIPSIS and j == 0)))
-            if not ok:
-                raise RubricError(path, where, f"{here}.shape",
-                                  f"entry {dim!r}: each entry is a size (an integer >= 0), a dim name (\"n\"), an "
-                                  "argument's element (\"output_size[0]\") or, first only, \"...\" (any leading dims)")
-        kw["shape"] = tuple(shape)
-    if "rank" in raw:
-        if not (isinstance(raw["rank"], int) and not isinstance(raw["rank"], bool) and raw["rank"] >= 0):
-            raise RubricError(path, where, f"{here}.rank", "must be an integer >= 0")
-        kw["rank"] = raw["rank"]
-    if kw.get("broadcast") and "shape" not in kw:
-        raise RubricError(path, where, f"{here}.broadcast", "needs a `shape` to broadcast to")
-    for bound in ("min", "max"):
-        if bound in raw:
-            v = raw[bound]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or (kind == "int" and not isinstance(v, int)):
-                raise RubricError(path, where, f"{here}.{bound}", f"must be {'an integer' if kind == 'int' else 'a number'}")
-            kw[bound] = v
-    if "min" in kw and "max" in kw and kw["min"] > kw["max"]:
-        raise RubricError(path, where, f"{here}.min", f"is {kw['min']}, more than max = {kw['max']}")
-    if "choices" in raw:
-        if not (isinstance(raw["choices"], list) and raw["choices"] and all(isinstance(c, str) for c in raw["choices"])):
-            raise RubricError(path, where, f"{here}.choices", "must be a non-empty array of strings")
-        kw["choices"] = tuple(raw["choices"])
-    if "length" in raw:
-        if not (isinstance(raw["length"], int) and not isinstance(raw["length"], bool) and raw["length"] >= 0):
-            raise RubricError(path, where, f"{here}.length", "must be an integer >= 0")
-        kw["length"] = raw["length"]
-    if "of" in raw:
-        kw["of"] = _spec(raw["of"], path, where, f"{here}.of", named=False)
-    for part in ("items", "keys"):       # nested values: each part named (a position's label, a dict's key)
-        if part in raw:
-            if not (isinstance(raw[part], list) and raw[part]):
-                raise RubricError(path, where, f"{here}.{part}", "must be a non-empty array of { name = ..., kind = ... }")
-            specs = []
-            for j, x in enumerate(raw[part]):
-                label = x.get("name") if part == "items" and isinstance(x, dict) else None   # a position's name is optional
-                if part == "items":
-                    x = {k: v for k, v in x.items() if k != "name"} if isinstance(x, dict) else x
-                one = _spec(x, path, where, f"{here}.{part}[{j}]", named=part == "keys", is_return=True)
-                specs.append(replace(one, name=label if isinstance(label, str) else f"[{j}]") if part == "items" else one)
-            kw[part] = tuple(specs)
-    if kw.get("items") and ("of" in kw or "length" in kw):
-        raise RubricError(path, where, f"{here}.items", "give `items` (each position's kind) or `of`/`length`, not both")
-    spec = Spec(kind=kind, name=name, **kw)
-    if "default" in raw:
-        default = _frozen(raw["default"])
-        why = check_value(replace(spec, optional=False), default, _Env({}))
-        if why is not None:
-            raise RubricError(path, where, f"{here}.default",
-                              f"is {_py(default)}, which is not {_describe(spec)} ({why}); for None write optional = true")
-        spec = replace(spec, default=default)
-    return spec
-
-
-def _frozen(v):
-    return tuple(_frozen(x) for x in v) if isinstance(v, list) else v
+def frozen_value(v):
+    return tuple(frozen_value(x) for x in v) if isinstance(v, list) else v
 
 
 # === describing ===================================================================================
 _PLURAL = {"int": "ints", "float": "floats", "number": "numbers", "bool": "bools", "str": "strings"}
 
 
-def _describe(s: Spec) -> str:
+def describe_spec(s: Spec) -> str:
     if s.kind == "tensor":
         dtype = " or ".join("floating-point" if d == "floating" else d for d in s.dtype)
         text = f"{'an' if dtype.startswith('int') else 'a'} {dtype} tensor" if dtype else "a tensor"
         if s.shape is not None:
-            text += f" {'broadcastable to' if s.broadcast else 'of shape'} {_shape_text(s.shape)}"
+            text += f" {'broadcastable to' if s.broadcast else 'of shape'} {shape_text(s.shape)}"
         elif s.rank is not None:
             text += f" of rank {s.rank}"
         return text
@@ -279,7 +125,7 @@ def _describe(s: Spec) -> str:
         n = f"{s.length} " if s.length is not None else ""
         if s.of is None:
             return f"a {s.kind} of {n}items" if n else f"a {s.kind}"
-        simple = s.of.kind in _PLURAL and _describe(s.of) == _describe(Spec(kind=s.of.kind)) and not s.of.optional
+        simple = s.of.kind in _PLURAL and describe_spec(s.of) == describe_spec(Spec(kind=s.of.kind)) and not s.of.optional
         return f"a {s.kind} of {n}{_PLURAL[s.of.kind]}" if simple else f"a {s.kind} of {n}items, each {s.of.describe()}"
     if s.kind == "str" and s.choices:
         return "one of " + ", ".join(map(repr, s.choices))
@@ -294,14 +140,14 @@ def _describe(s: Spec) -> str:
     return base
 
 
-def _shape_text(shape) -> str:
+def shape_text(shape) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-def _py(v) -> str:
+def python_literal(v) -> str:
     """A TOML/Python value as Python source would write it."""
     if isinstance(v, tuple):
-        return "(" + ", ".join(_py(x) for x in v) + ("," if len(v) == 1 else "") + ")"
+        return "(" + ", ".join(python_literal(x) for x in v) + ("," if len(v) == 1 else "") + ")"
     return repr(v)
 
 
@@ -325,13 +171,13 @@ def describe_value(v) -> str:
                 else f"({inner}{',' if len(v) == 1 else ''}) (a tuple)")
     if _is_tensor(v):
         dtype = str(v.dtype).replace("torch.", "")
-        return f"{'an' if dtype.startswith('int') else 'a'} {dtype} tensor of shape {_shape_text(tuple(v.shape))}"
+        return f"{'an' if dtype.startswith('int') else 'a'} {dtype} tensor of shape {shape_text(tuple(v.shape))}"
     return f"a {type(v).__name__}"
 
 
 def _short(v) -> str:
     if _is_tensor(v):
-        return f"<{str(v.dtype).replace('torch.', '')} tensor {_shape_text(tuple(v.shape))}>"
+        return f"<{str(v.dtype).replace('torch.', '')} tensor {shape_text(tuple(v.shape))}>"
     if isinstance(v, (tuple, list, dict)):
         return describe_value(v).rsplit(" (a ", 1)[0]
     return repr(v)
@@ -343,7 +189,7 @@ def _is_tensor(v) -> bool:
 
 
 # === checking values ==============================================================================
-class _Env:
+class Env:
     """What one call has bound so far: the arguments' values, the named dims, the leading dims."""
 
     def __init__(self, values: dict):
@@ -355,7 +201,7 @@ class _Env:
         """A declared dim's size if known, and where it comes from."""
         if isinstance(dim, int):
             return dim, ""
-        m = _INDEXED.match(dim)
+        m = INDEXED.match(dim)
         if m and m.group(1) in self.values:
             seq, i = self.values[m.group(1)], int(m.group(2))
             if isinstance(seq, (tuple, list)) and i < len(seq) and _is_int(seq[i]):
@@ -373,7 +219,7 @@ def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def check_value(spec: Spec, value, env: _Env, who: str = "") -> str | None:
+def check_value(spec: Spec, value, env: Env, who: str = "") -> str | None:
     """None when `value` is of the declared kind; else why not: "" when the kind itself differs (the
     two descriptions say it all), else the detail (a dim, a dtype, a range)."""
     if value is None:
@@ -452,7 +298,7 @@ def _dtype_is(t, want: str) -> bool:
     return t.dtype == getattr(torch, want)
 
 
-def _matches(shape: tuple, actual: tuple, env: _Env, who: str) -> str | None:
+def _matches(shape: tuple, actual: tuple, env: Env, who: str) -> str | None:
     """Does `actual` have the declared shape? Binds new dim names (and "...") in env if it does."""
     fixed = shape[1:] if shape and shape[0] == ELLIPSIS else shape
     if shape and shape[0] == ELLIPSIS:
@@ -460,7 +306,7 @@ def _matches(shape: tuple, actual: tuple, env: _Env, who: str) -> str | None:
             return f"{len(actual)} dims, at least {len(fixed)} declared"
         lead, rest = actual[:len(actual) - len(fixed)], actual[len(actual) - len(fixed):]
         if env.batch is not None and env.batch[0] != lead:
-            return f"its leading dims (...) are {_shape_text(lead)}, but {env.batch[1]} has {_shape_text(env.batch[0])}"
+            return f"its leading dims (...) are {shape_text(lead)}, but {env.batch[1]} has {shape_text(env.batch[0])}"
     else:
         if len(actual) != len(fixed):
             return f"{len(actual)} dims, not {len(fixed)}"
@@ -482,7 +328,7 @@ def _matches(shape: tuple, actual: tuple, env: _Env, who: str) -> str | None:
     return None
 
 
-def _broadcasts(shape: tuple, actual: tuple, env: _Env, who: str) -> str | None:
+def _broadcasts(shape: tuple, actual: tuple, env: Env, who: str) -> str | None:
     """Does `actual` broadcast to the declared shape (as far as it is known)? Binds nothing."""
     fixed = shape[1:] if shape and shape[0] == ELLIPSIS else shape
     target = [env.size(d)[0] for d in fixed]
@@ -490,115 +336,8 @@ def _broadcasts(shape: tuple, actual: tuple, env: _Env, who: str) -> str | None:
         lead = list(env.batch[0]) if env.batch is not None else [None] * max(0, len(actual) - len(fixed))
         target = lead + target
     if len(actual) > len(target):
-        return f"{len(actual)} dims, more than the {len(target)} of {_shape_text(shape)}"
+        return f"{len(actual)} dims, more than the {len(target)} of {shape_text(shape)}"
     for size, want in zip(reversed(actual), reversed(target)):
         if want is not None and size not in (1, want):
-            return f"shape {_shape_text(actual)} does not broadcast to {_shape_text(tuple('?' if t is None else t for t in target))}"
+            return f"shape {shape_text(actual)} does not broadcast to {shape_text(tuple('?' if t is None else t for t in target))}"
     return None
-
-
-def check_call(sig: Signature, args: tuple, kwargs: dict) -> tuple[list[Problem], _Env]:
-    """The problems of one call `f(*args, **kwargs)` against the declared arguments, and what the
-    call bound (for check_returns)."""
-    problems: list[Problem] = []
-    values: dict = {}
-    names = sig.names
-    specs = {a.name: a for a in sig.args}
-    for i, v in enumerate(args):
-        if i >= len(names):
-            problems.append(Problem(f"#{i + 1}", f"{len(names)} arguments {sig.text()}", describe_value(v),
-                                    f"{len(args)} positional arguments"))
-            continue
-        values[names[i]] = v
-    for k, v in kwargs.items():
-        if k not in specs:
-            close = difflib.get_close_matches(k, names, n=1)
-            problems.append(Problem(k, f"no argument {k!r} in {sig.text()}", describe_value(v),
-                                    f"did you mean {close[0]!r}?" if close else ""))
-        elif k in values:
-            problems.append(Problem(k, "the argument once", "it both by position and by keyword"))
-        else:
-            values[k] = v
-    env = _Env(values)
-    for a in sig.args:
-        if a.name not in values and not a.may_omit:
-            problems.append(Problem(a.name, a.describe(), "nothing", "it is required"))
-    # Tensors that only broadcast are checked last, against the dims the others have bound.
-    for a in sorted(sig.args, key=lambda a: a.broadcast):
-        if a.name in values:
-            why = check_value(a, values[a.name], env, f"argument {a.name}")
-            if why is not None:
-                problems.append(Problem(a.name, a.describe(), describe_value(values[a.name]), why))
-    return problems, env
-
-
-def check_returns(sig: Signature, value, env: _Env) -> list[Problem]:
-    """The problems of a returned value against the declared returns, with the call's dims."""
-    if not sig.returns:
-        return []
-    if len(sig.returns) == 1:
-        values = [value[0] if isinstance(value, tuple) and len(value) == 1 else value]
-    elif isinstance(value, (tuple, list)) and len(value) == len(sig.returns):
-        values = list(value)
-    else:
-        return [Problem("(" + ", ".join(sig.return_names) + ")", f"a tuple of {len(sig.returns)} values",
-                        describe_value(value))]
-    problems = []
-    for spec, v in zip(sig.returns, values):
-        why = check_value(spec, v, env, f"the returned {spec.name}")
-        if why is not None:
-            problems.append(Problem(spec.name, spec.describe(), describe_value(v), why))
-    return problems
-
-
-# === the starter's def lines ======================================================================
-def function_defs(path: str | Path) -> dict:
-    """{name: (cell index, ast.FunctionDef)} of the top-level functions a notebook or script
-    defines (the last definition of a name wins, as when it runs). Read with ast, never run."""
-    from .blanks import parse, strip_magics
-    from .load import load_submission
-    found = {}
-    for cell in load_submission(path).code_cells:
-        source, _ = strip_magics(cell)
-        try:
-            tree = parse(source)
-        except SyntaxError:
-            continue
-        for node in tree.body:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                found[node.name] = (cell.index, node)
-    return found
-
-
-def def_problems(sig: Signature, fn: ast.FunctionDef) -> list[str]:
-    """How a `def` line disagrees with the declared arguments: names, order, defaults."""
-    a = fn.args
-    params = a.posonlyargs + a.args + a.kwonlyargs
-    names = tuple(p.arg for p in params)
-    problems = []
-    if a.vararg or a.kwarg:
-        extra = ", ".join(f"{'*' if v is a.vararg else '**'}{v.arg}" for v in (a.vararg, a.kwarg) if v)
-        problems.append(f"it takes {extra}, which the signature does not declare")
-    if names != sig.names:
-        return problems + [f"its parameters are ({', '.join(names)}); the signature declares {sig.text()}"]
-    positional = a.posonlyargs + a.args
-    defaults = dict(zip((p.arg for p in positional[len(positional) - len(a.defaults):]), a.defaults))
-    defaults.update({p.arg: d for p, d in zip(a.kwonlyargs, a.kw_defaults) if d is not None})
-    for spec in sig.args:
-        node = defaults.get(spec.name)
-        if node is None and spec.may_omit:
-            want = None if spec.default is NO_DEFAULT else spec.default
-            problems.append(f"`{spec.name}` has no default, but the signature lets it be left out ({spec.name}={_py(want)})")
-        elif node is not None and not spec.may_omit:
-            problems.append(f"`{spec.name}` has a default ({ast.unparse(node)}), but the signature declares it "
-                            "required (give it `optional = true` or a `default`)")
-        elif node is not None:
-            want = None if spec.default is NO_DEFAULT else spec.default
-            try:
-                got = _frozen(ast.literal_eval(node))
-            except ValueError:
-                continue          # not a literal: nothing to compare with
-            if not (got == want and type(got) is type(want)) and not (isinstance(got, float) and isinstance(want, float)
-                                                                      and math.isclose(got, want)):
-                problems.append(f"`{spec.name}` defaults to {ast.unparse(node)}, but the signature declares {_py(want)}")
-    return problems

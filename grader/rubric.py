@@ -13,7 +13,8 @@ from functools import cached_property
 from pathlib import Path
 
 from .errors import RubricError
-from .contract import Signature, parse_signature
+from .contract import Signature
+from .contract_parse import parse_signature
 from .model import Text
 
 KINDS = ("variable", "function", "written")

@@ -39,7 +39,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from . import contract
+from . import contract, contract_check
 from .errors import GraderError, SubmissionError
 from .expected import Reference
 from .model import CallOutcome, ErrorInfo, GradeResult, Layout, RunResult, Value
@@ -123,7 +123,7 @@ def contract_problems(rubric: Rubric, ref: Reference) -> list[str]:
             continue
         for case in cases:
             at = f"{where}: case {case.id!r} (seed {case.seed})"
-            found, env = contract.check_call(item.signature, case.args, case.kwargs)
+            found, env = contract_check.check_call(item.signature, case.args, case.kwargs)
             problems += [f"{at}: argument {p.name}: declared {p.declared}; the case passes {p.passed}"
                          + (f" ({p.reason})" if p.reason else "") for p in found]
             if found:
@@ -135,7 +135,7 @@ def contract_problems(rubric: Rubric, ref: Reference) -> list[str]:
                 continue
             if not miscounted:
                 problems += [f"{at}: returned {p.name}: declared {p.declared}; the reference returns {p.passed}"
-                             + (f" ({p.reason})" if p.reason else "") for p in contract.check_returns(item.signature, value, env)]
+                             + (f" ({p.reason})" if p.reason else "") for p in contract_check.check_returns(item.signature, value, env)]
     return problems
 
 
@@ -172,7 +172,7 @@ def signature_problems(rubric: Rubric) -> list[str]:
         if not starter.is_file() or not items:
             continue      # a missing starter is reported where it is graded
         try:
-            defs = contract.function_defs(starter)
+            defs = contract_check.function_defs(starter)
         except SubmissionError as e:
             problems.append(f"{starter}: cannot be read for its def lines: {e}")
             continue
@@ -183,7 +183,7 @@ def signature_problems(rubric: Rubric) -> list[str]:
                 continue
             cell, fn = defs[item.name]
             problems += [f"{starter}: cell {cell}, line {fn.lineno}: def {fn.name}({ast.unparse(fn.args)}) "
-                         f"(item {item.id!r}): {p}" for p in contract.def_problems(item.signature, fn)]
+                         f"(item {item.id!r}): {p}" for p in contract_check.def_problems(item.signature, fn)]
     return problems
 
 

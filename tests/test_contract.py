@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from helpers import ROOT, RUBRIC, needs_bwrap
-from grader import contract
+from grader import contract, contract_check, contract_parse
 from grader.errors import RubricError
 from grader.expected import Reference
 from grader.rubric import load_rubric
@@ -23,11 +23,11 @@ TEXT = RUBRIC.read_text(encoding="utf-8")
 
 
 def sig(**table) -> contract.Signature:
-    return contract.parse_signature(table, RUBRIC, "item 'f'")
+    return contract_parse.parse_signature(table, RUBRIC, "item 'f'")
 
 
 def call(signature, *args, **kwargs) -> list[tuple]:
-    problems, _ = contract.check_call(signature, args, kwargs)
+    problems, _ = contract_check.check_call(signature, args, kwargs)
     return [(p.name, p.declared, p.passed, p.reason) for p in problems]
 
 
@@ -46,10 +46,10 @@ SDPA = sig(args=[{"name": "Q", "kind": "tensor", "dtype": "floating", "shape": [
 
 
 def test_a_call_of_the_declared_kinds_has_no_problem_and_binds_the_dims():
-    problems, env = contract.check_call(ROI, (torch.zeros(2, 3, 5, 6), torch.zeros(4, 5), (2, 3), 0.5), {})
+    problems, env = contract_check.check_call(ROI, (torch.zeros(2, 3, 5, 6), torch.zeros(4, 5), (2, 3), 0.5), {})
     assert problems == []
-    assert contract.check_returns(ROI, torch.zeros(4, 3, 2, 3), env) == []
-    ret = contract.check_returns(ROI, torch.zeros(4, 3, 3, 3), env)
+    assert contract_check.check_returns(ROI, torch.zeros(4, 3, 2, 3), env) == []
+    ret = contract_check.check_returns(ROI, torch.zeros(4, 3, 3, 3), env)
     assert [(p.name, p.reason) for p in ret] == [("pooled", "dim output_size[0] is 3, but argument output_size makes it 2")]
 
 
@@ -99,9 +99,9 @@ def test_numbers_bools_strings_defaults_and_int_arguments_as_dims():
     assert call(s, 2, 0.5, "max")[0][1:] == ("one of 'mean', 'sum' (default 'mean')", "'max' (a string)",
                                              "not one of the choices")
     assert call(s, 2, 0.5, causal=1)[0][:3] == ("causal", "a bool (default False)", "1 (an int)")
-    _, env = contract.check_call(s, (3, 0.5), {})
-    assert contract.check_returns(s, torch.ones(3, 3, dtype=torch.bool), env) == []
-    assert contract.check_returns(s, torch.ones(3, 3), env)[0].reason == "dtype float32"
+    _, env = contract_check.check_call(s, (3, 0.5), {})
+    assert contract_check.check_returns(s, torch.ones(3, 3, dtype=torch.bool), env) == []
+    assert contract_check.check_returns(s, torch.ones(3, 3), env)[0].reason == "dtype float32"
 
 
 @pytest.mark.parametrize("table,field,message", [
@@ -249,7 +249,7 @@ def test_def_lines_are_compared_by_names_order_and_defaults():
                   {"name": "causal", "kind": "bool", "default": False}])
 
     def problems(src):
-        return contract.def_problems(s, ast.parse(src).body[0])
+        return contract_check.def_problems(s, ast.parse(src).body[0])
 
     assert problems("def f(X, num_heads, causal=False): pass") == []
     assert problems("def f(X, num_heads, *, causal=False): pass") == []
