@@ -161,7 +161,7 @@ def _scored(students: list[dict[str, tuple]], threshold: float) -> list[tuple[fl
     Only pairs whose shingles overlap at least PREFILTER are judged: below that a pair cannot reach
     THRESHOLD in practice. A shingle belongs to its region, so the shingles two students share are
     the sum over regions of what their two codes share: counted once per pair of distinct codes of
-    a region (a sparse product), however many students wrote them. Every pair of students is then
+    a region (`_shared_shingles`), however many students wrote them. Every pair of students is then
     filtered and scored with array operations, one student's row at a time."""
     import numpy as np      # not at import: a batch imports this module before its sandboxes boot
     n = len(students)
