@@ -200,15 +200,14 @@ class Gradebook:
         """The current run of every student (or of one). `known`: runs the caller holds already
         (a batch's own); where one is still the latest, it is used instead of parsing its JSON.
         `keep`: what to hold of each result read (a class's worth of whole results is large)."""
-        sql = ("SELECT r.* FROM runs r JOIN (SELECT student, MAX(id) AS id FROM runs GROUP BY student) m "
-               "ON r.id = m.id")
-        args: tuple = ()
-        if student is not None:
-            sql += " WHERE r.student = ?"
-            args = (student,)
+        if student is not None:     # the index (student, id): not the whole class's latest, filtered
+            rows = self.db.execute("SELECT * FROM runs WHERE student = ? ORDER BY id DESC LIMIT 1", (student,))
+        else:
+            rows = self.db.execute("SELECT r.* FROM runs r JOIN (SELECT student, MAX(id) AS id FROM runs GROUP BY "
+                                   "student) m ON r.id = m.id ORDER BY r.student")
         known = known or {}
         return {row[1]: known[row[1]] if row[1] in known and known[row[1]].id == row[0] else _run(row, keep)
-                for row in self.db.execute(sql + " ORDER BY r.student", args)}
+                for row in rows}
 
     def fingerprints(self) -> dict[str, tuple[str, str, str]]:
         """student -> (content, rubric, grader version) of the latest run: enough to decide what to skip
