@@ -235,7 +235,7 @@ def passing(pairs: list[tuple[str, Value, object]], item: Item) -> dict[str, Mat
                 floats.append((case_id, g.tensor, e, item.output(n).tolerance))
             else:
                 exact.append((case_id, g.tensor, e))
-    found: dict[str, list] = {}          # case id -> (right, max_abs, max_rel) of each output
+    found: dict[str, list] = {}          # case id -> each output's Match as compare_one gives it (None: wrong)
     if floats:
         prepared = [_prepared(e, tol.rtol, tol.atol) for _, _, e, tol in floats]
         flat = [g.reshape(-1) for _, g, _, _ in floats]
@@ -249,21 +249,17 @@ def passing(pairs: list[tuple[str, Value, object]], item: Item) -> dict[str, Mat
         within = torch.segment_reduce((err <= tol).to(torch.float64), "min", lengths=lengths).tolist()
         largest = torch.segment_reduce(err, "max", lengths=lengths).tolist()
         for (case_id, _, _, _), (_, _, e_max), ok, max_abs in zip(floats, prepared, within, largest):
-            found.setdefault(case_id, []).append((ok == 1.0, max_abs, max_abs / max(e_max, 1e-12)))
+            found.setdefault(case_id, []).append(Match(True, OK.message, max_abs, max_abs / max(e_max, 1e-12), None, 0)
+                                                 if ok == 1.0 else None)
     if exact:
         same = torch.cat([g.reshape(-1).to(torch.int64) for _, g, _ in exact]) == \
             torch.cat([e.reshape(-1).to(torch.int64) for _, _, e in exact])
         lengths = torch.tensor([g.numel() for _, g, _ in exact])
         equal = torch.segment_reduce(same.to(torch.float64), "min", lengths=lengths).tolist()
         for (case_id, _, _), ok in zip(exact, equal):
-            found.setdefault(case_id, []).append((ok == 1.0, None, None))
-    out = {}
-    for case_id, parts in found.items():
-        if all(ok for ok, _, _ in parts):
-            errs = [(a, r) for _, a, r in parts if a is not None]       # as _largest: exact parts add no error
-            out[case_id] = Match(True, OK.message, max(a for a, _ in errs), max(r for _, r in errs), None, 0) \
-                if errs else OK
-    return out
+            found.setdefault(case_id, []).append(OK if ok == 1.0 else None)
+    # a case's outputs together, as compare() puts them: its largest errors (exact parts add none)
+    return {case_id: _largest(parts) for case_id, parts in found.items() if None not in parts}
 
 
 def _batchable(got: Value, expected, item: Item, name: str) -> str | None:
